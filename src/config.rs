@@ -1,0 +1,389 @@
+//! Turns the words of the command line into a fully valid `Config`: defaults,
+//! units, ranges and cross-checks. Nothing after this module re-validates; an
+//! error here names the flag (or `KEEPUP_*` variable) and the value.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::backoff::{Policy, RestartPolicy};
+use crate::cli::{Settings, UsageError};
+use crate::logs::clock::{DEFAULT_FORMAT, TimeFormat};
+use crate::units::{parse_duration, parse_signal, parse_size};
+
+#[derive(Clone, Debug)]
+pub struct LogConfig {
+    pub merged: Option<PathBuf>,
+    pub out: Option<PathBuf>,
+    pub err: Option<PathBuf>,
+    pub timestamps: bool,
+    pub quiet: bool,
+    pub time_format: TimeFormat,
+    pub utc: bool,
+    /// `0` never rotates.
+    pub max_size: u64,
+    pub keep: u32,
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub name: String,
+    pub command: Vec<OsString>,
+    pub policy: Policy,
+    pub success_codes: Vec<i32>,
+    pub max_memory: Option<u64>,
+    pub memory_interval: Duration,
+    pub stop_signal: i32,
+    pub kill_timeout: Duration,
+    pub own_group: bool,
+    pub parent_death: Option<i32>,
+    pub logs: LogConfig,
+}
+
+/// Options that are parsed but belong to features not built yet: refused
+/// with a clear line rather than silently ignored.
+const NOT_YET: &[&str] = &[
+    "detach",
+    "ready-port",
+    "ready-cmd",
+    "ready-fd",
+    "ready-timeout",
+    "health-cmd",
+    "health-http",
+    "health-interval",
+    "health-timeout",
+    "health-retries",
+];
+
+struct Reader<'a> {
+    settings: &'a Settings,
+}
+
+impl Reader<'_> {
+    fn raw(&self, long: &str) -> Option<(&str, &str)> {
+        self.settings
+            .get(long)
+            .map(|s| (s.value.as_str(), s.origin.as_str()))
+    }
+
+    fn parsed<T>(
+        &self,
+        long: &str,
+        default: &str,
+        what: &str,
+        parse: impl Fn(&str) -> Result<T, String>,
+    ) -> Result<T, UsageError> {
+        let (value, origin) = self.raw(long).unwrap_or((default, ""));
+        parse(value).map_err(|reason| {
+            let origin = if origin.is_empty() {
+                format!("--{long}")
+            } else {
+                origin.to_string()
+            };
+            UsageError(format!("invalid {what} '{value}' for {origin}: {reason}"))
+        })
+    }
+
+    fn duration(&self, long: &str, default: &str) -> Result<Duration, UsageError> {
+        self.parsed(long, default, "duration", parse_duration)
+    }
+
+    fn flag(&self, long: &str) -> bool {
+        self.raw(long).is_some_and(|(v, _)| v == "true")
+    }
+
+    fn path(&self, long: &str) -> Result<Option<PathBuf>, UsageError> {
+        match self.raw(long) {
+            None => Ok(None),
+            Some(("", origin)) => Err(UsageError(format!("empty file name for {origin}"))),
+            Some((v, _)) => Ok(Some(PathBuf::from(v))),
+        }
+    }
+}
+
+fn parse_count(v: &str) -> Result<u32, String> {
+    v.trim()
+        .parse::<u32>()
+        .map_err(|_| "expected a whole number from 0 up".to_string())
+}
+
+fn parse_codes(v: &str) -> Result<Vec<i32>, String> {
+    v.split(',')
+        .map(|c| match c.trim().parse::<i32>() {
+            Ok(n) if (0..=255).contains(&n) => Ok(n),
+            _ => Err(format!("'{}' is not an exit code from 0 to 255", c.trim())),
+        })
+        .collect()
+}
+
+pub fn valid_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > 64 {
+        return Err("a name has 1 to 64 characters".into());
+    }
+    if name.starts_with('.') || name.starts_with('-') {
+        return Err("a name cannot start with '.' or '-'".into());
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'@'))
+    {
+        return Err("use letters, digits and . _ - @".into());
+    }
+    Ok(())
+}
+
+impl Config {
+    /// `in_npm` is whether `npm_lifecycle_event` is set, which decides the
+    /// `--parent-death` default.
+    pub fn from_settings(settings: Settings, in_npm: bool) -> Result<Config, UsageError> {
+        let r = Reader {
+            settings: &settings,
+        };
+        for long in NOT_YET {
+            if let Some((_, origin)) = r.raw(long) {
+                return Err(UsageError(format!(
+                    "{origin} is not supported by this version of keepup yet"
+                )));
+            }
+        }
+
+        let restart = r.parsed("restart", "always", "restart policy", |v| match v {
+            "always" => Ok(RestartPolicy::Always),
+            "on-failure" => Ok(RestartPolicy::OnFailure),
+            "never" => Ok(RestartPolicy::Never),
+            _ => Err("use always, on-failure or never".into()),
+        })?;
+        let max_restarts = r.parsed("max-restarts", "10", "count", |v| {
+            if v == "unlimited" {
+                Ok(None)
+            } else {
+                parse_count(v)
+                    .map(Some)
+                    .map_err(|_| "expected a whole number from 0 up, or unlimited".into())
+            }
+        })?;
+        let policy = Policy {
+            restart,
+            delay: r.duration("delay", "100ms")?,
+            max_delay: r.duration("max-delay", "30s")?,
+            min_uptime: r.duration("min-uptime", "10s")?,
+            max_restarts,
+        };
+        if policy.max_delay < policy.delay {
+            return Err(UsageError(format!(
+                "--max-delay ({}) is shorter than --delay ({})",
+                crate::units::format_duration(policy.max_delay),
+                crate::units::format_duration(policy.delay)
+            )));
+        }
+
+        let max_memory = match r.raw("max-memory") {
+            None => None,
+            Some(_) => Some(
+                r.parsed("max-memory", "", "size", |v| match parse_size(v)? {
+                    0 => Err("the limit must be above 0".into()),
+                    n => Ok(n),
+                })?,
+            ),
+        };
+        let memory_interval = r.parsed("memory-interval", "1s", "duration", |v| {
+            let d = parse_duration(v)?;
+            if d < Duration::from_millis(10) {
+                Err("the interval must be at least 10ms".into())
+            } else {
+                Ok(d)
+            }
+        })?;
+
+        let parent_death = match r.raw("parent-death") {
+            None => in_npm.then_some(libc::SIGTERM),
+            Some(("none", _)) => None,
+            Some(_) => Some(r.parsed("parent-death", "", "signal", parse_signal)?),
+        };
+
+        let time_format = r.parsed(
+            "time-format",
+            DEFAULT_FORMAT,
+            "time format",
+            TimeFormat::parse,
+        )?;
+        let logs = LogConfig {
+            merged: r.path("log")?,
+            out: r.path("out-log")?,
+            err: r.path("err-log")?,
+            timestamps: r.flag("timestamps"),
+            quiet: r.flag("quiet"),
+            time_format,
+            utc: r.flag("utc"),
+            max_size: r.parsed("log-max-size", "10M", "size", parse_size)?,
+            keep: r.parsed("log-keep", "5", "count", parse_count)?,
+        };
+
+        let command = settings.command.clone();
+        let name = match r.raw("name") {
+            Some((n, origin)) => {
+                valid_name(n)
+                    .map_err(|why| UsageError(format!("invalid name '{n}' for {origin}: {why}")))?;
+                n.to_string()
+            }
+            None => default_name(&command[0]),
+        };
+
+        Ok(Config {
+            name,
+            command,
+            policy,
+            success_codes: r.parsed("success-exit", "0", "exit codes", parse_codes)?,
+            max_memory,
+            memory_interval,
+            stop_signal: r.parsed("stop-signal", "TERM", "signal", parse_signal)?,
+            kill_timeout: r.duration("kill-timeout", "5s")?,
+            own_group: !r.flag("no-group"),
+            parent_death,
+            logs,
+        })
+    }
+}
+
+/// The file name of the command, cleaned into a valid instance name.
+fn default_name(program: &OsString) -> String {
+    let base = std::path::Path::new(program)
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let cleaned: String = base
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let cleaned = cleaned.trim_start_matches(['.', '-']);
+    let cleaned: String = cleaned.chars().take(64).collect();
+    if cleaned.is_empty() {
+        "keepup".into()
+    } else {
+        cleaned
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::{Invocation, parse_from};
+
+    fn config(args: &[&str]) -> Result<Config, String> {
+        let args = args.iter().map(OsString::from);
+        match parse_from(args, |_| None).map_err(|e| e.0)? {
+            Invocation::Run(s) => Config::from_settings(s, false).map_err(|e| e.0),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults() {
+        let c = config(&["/usr/bin/node", "x.js"]).unwrap();
+        assert_eq!(c.name, "node");
+        assert_eq!(c.policy.restart, RestartPolicy::Always);
+        assert_eq!(c.policy.delay, Duration::from_millis(100));
+        assert_eq!(c.policy.max_delay, Duration::from_secs(30));
+        assert_eq!(c.policy.min_uptime, Duration::from_secs(10));
+        assert_eq!(c.policy.max_restarts, Some(10));
+        assert_eq!(c.success_codes, vec![0]);
+        assert_eq!(c.stop_signal, libc::SIGTERM);
+        assert_eq!(c.kill_timeout, Duration::from_secs(5));
+        assert!(c.own_group);
+        assert_eq!(c.parent_death, None);
+        assert_eq!(c.max_memory, None);
+        assert_eq!(c.memory_interval, Duration::from_secs(1));
+        assert_eq!(c.logs.max_size, 10 * 1024 * 1024);
+        assert_eq!(c.logs.keep, 5);
+    }
+
+    #[test]
+    fn errors_name_flag_and_value() {
+        let e = |a: &[&str]| config(a).unwrap_err();
+        assert_eq!(
+            e(&["--delay", "10", "x"]),
+            "invalid duration '10' for --delay: add a unit, e.g. 10s or 1500ms"
+        );
+        assert!(
+            e(&["--max-memory", "lots", "x"]).starts_with("invalid size 'lots' for --max-memory")
+        );
+        assert!(e(&["--max-memory", "0", "x"]).starts_with("invalid size '0' for --max-memory"));
+        assert!(
+            e(&["--stop-signal", "FOO", "x"]).starts_with("invalid signal 'FOO' for --stop-signal")
+        );
+        assert!(
+            e(&["--max-restarts", "-1", "x"]).starts_with("invalid count '-1' for --max-restarts")
+        );
+        assert!(e(&["--max-restarts", "many", "x"]).starts_with("invalid count 'many'"));
+        assert!(
+            e(&["--restart", "sometimes", "x"])
+                .starts_with("invalid restart policy 'sometimes' for --restart")
+        );
+        assert!(e(&["--success-exit", "0,300", "x"]).contains("'300' is not an exit code"));
+        assert!(e(&["--memory-interval", "1ms", "x"]).contains("at least 10ms"));
+        assert!(e(&["--time-format", "%Q", "x"]).starts_with("invalid time format '%Q'"));
+        assert!(e(&["--name", "a/b", "x"]).starts_with("invalid name 'a/b' for --name"));
+        assert!(e(&["--detach", "x"]).contains("not supported"));
+        assert!(e(&["--delay", "2s", "--max-delay", "1s", "x"]).contains("shorter than --delay"));
+    }
+
+    #[test]
+    fn values() {
+        let c = config(&[
+            "-n",
+            "api",
+            "--restart",
+            "on-failure",
+            "--success-exit",
+            "0,3",
+            "--max-restarts",
+            "unlimited",
+            "--max-memory",
+            "500M",
+            "--stop-signal",
+            "SIGINT",
+            "--no-group",
+            "--parent-death",
+            "KILL",
+            "--log-max-size",
+            "0",
+            "x",
+        ])
+        .unwrap();
+        assert_eq!(c.name, "api");
+        assert_eq!(c.success_codes, vec![0, 3]);
+        assert_eq!(c.policy.max_restarts, None);
+        assert_eq!(c.max_memory, Some(500 << 20));
+        assert_eq!(c.stop_signal, libc::SIGINT);
+        assert!(!c.own_group);
+        assert_eq!(c.parent_death, Some(libc::SIGKILL));
+        assert_eq!(c.logs.max_size, 0);
+    }
+
+    #[test]
+    fn parent_death_default_follows_npm() {
+        let s = |a: &[&str]| match parse_from(a.iter().map(OsString::from), |_| None).unwrap() {
+            Invocation::Run(s) => s,
+            _ => unreachable!(),
+        };
+        assert_eq!(
+            Config::from_settings(s(&["x"]), true).unwrap().parent_death,
+            Some(libc::SIGTERM)
+        );
+        let c = Config::from_settings(s(&["--parent-death", "none", "x"]), true).unwrap();
+        assert_eq!(c.parent_death, None);
+    }
+
+    #[test]
+    fn default_names() {
+        assert_eq!(default_name(&OsString::from("/usr/bin/node")), "node");
+        assert_eq!(default_name(&OsString::from("./my app")), "my_app");
+        assert_eq!(default_name(&OsString::from(".hidden")), "hidden");
+    }
+}

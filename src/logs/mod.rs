@@ -1,0 +1,307 @@
+//! Everything keepup writes: the child's output (through pipes when a log
+//! file or timestamps need it), keepup's own event lines, and the console
+//! echo. The supervisor hands it readable pipes and deadlines; it never
+//! blocks the child on file I/O and never stops supervision on an error.
+
+pub mod clock;
+pub mod pump;
+pub mod sink;
+
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::time::Instant;
+
+use crate::child::Output;
+use crate::config::LogConfig;
+use clock::Clock;
+use pump::LineAssembler;
+use sink::{Recovered, Sink};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stream {
+    Out,
+    Err,
+}
+
+impl Stream {
+    fn tag(self) -> &'static [u8] {
+        match self {
+            Stream::Out => b"out",
+            Stream::Err => b"err",
+        }
+    }
+
+    fn console_fd(self) -> RawFd {
+        match self {
+            Stream::Out => 1,
+            Stream::Err => 2,
+        }
+    }
+}
+
+/// One pipe from the child, with its half-assembled line.
+struct Pipe {
+    fd: Option<OwnedFd>,
+    lines: LineAssembler,
+}
+
+pub struct Logs {
+    name: String,
+    clock: Clock,
+    timestamps: bool,
+    quiet: bool,
+    merged: Option<Sink>,
+    out: Option<Sink>,
+    err: Option<Sink>,
+    pipes: [Pipe; 2],
+    /// Console lines under `-t`, written once per round.
+    console: [Vec<u8>; 2],
+    read_buf: Vec<u8>,
+    recovered: Vec<Recovered>,
+}
+
+impl Logs {
+    /// Opens every log file; an error here is fatal before anything starts.
+    pub fn open(cfg: &LogConfig, name: &str) -> Result<Logs, String> {
+        let open = |p: &Option<std::path::PathBuf>| -> Result<Option<Sink>, String> {
+            match p {
+                None => Ok(None),
+                Some(path) => Sink::open(path, cfg.max_size, cfg.keep)
+                    .map(Some)
+                    .map_err(|e| {
+                        format!(
+                            "cannot open log file '{}': {}",
+                            path.display(),
+                            sink::os_reason(&e)
+                        )
+                    }),
+            }
+        };
+        Ok(Logs {
+            name: name.to_string(),
+            clock: Clock::new(cfg.time_format.clone(), cfg.utc),
+            timestamps: cfg.timestamps,
+            quiet: cfg.quiet,
+            merged: open(&cfg.merged)?,
+            out: open(&cfg.out)?,
+            err: open(&cfg.err)?,
+            pipes: [
+                Pipe {
+                    fd: None,
+                    lines: LineAssembler::default(),
+                },
+                Pipe {
+                    fd: None,
+                    lines: LineAssembler::default(),
+                },
+            ],
+            console: [Vec::new(), Vec::new()],
+            read_buf: Vec::new(),
+            recovered: Vec::new(),
+        })
+    }
+
+    /// Where the child's stream should go: a pipe only when something needs
+    /// to see its lines, so a plain `keepup cmd` costs nothing per byte.
+    pub fn output_for(&self, stream: Stream) -> Output {
+        let file = self.merged.is_some()
+            || match stream {
+                Stream::Out => self.out.is_some(),
+                Stream::Err => self.err.is_some(),
+            };
+        if file || (self.timestamps && !self.quiet) {
+            Output::Pipe
+        } else if self.quiet {
+            Output::Null
+        } else {
+            Output::Inherit
+        }
+    }
+
+    /// Takes the read ends of a new run's pipes.
+    pub fn attach(&mut self, out: Option<OwnedFd>, err: Option<OwnedFd>) {
+        self.pipes[0].fd = out;
+        self.pipes[1].fd = err;
+        if self.read_buf.is_empty() && (self.pipes[0].fd.is_some() || self.pipes[1].fd.is_some()) {
+            self.read_buf = vec![0; 256 * 1024];
+        }
+    }
+
+    /// The open pipe fds, for poll.
+    pub fn pipe_fds(&self) -> [Option<RawFd>; 2] {
+        [
+            self.pipes[0].fd.as_ref().map(|f| f.as_raw_fd()),
+            self.pipes[1].fd.as_ref().map(|f| f.as_raw_fd()),
+        ]
+    }
+
+    /// Whether both pipes have reached end of file (or there are none).
+    pub fn drained(&self) -> bool {
+        self.pipes.iter().all(|p| p.fd.is_none())
+    }
+
+    /// The earliest moment a partial line must be written.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.pipes.iter().filter_map(|p| p.lines.deadline()).min()
+    }
+
+    /// Reads what a pipe has (a bounded number of reads, for fairness between
+    /// the two streams) and routes its lines.
+    pub fn pump(&mut self, stream: Stream, now: Instant) {
+        let idx = stream as usize;
+        for _ in 0..8 {
+            let Some(fd) = self.pipes[idx].fd.as_ref().map(|f| f.as_raw_fd()) else {
+                return;
+            };
+            let mut buf = std::mem::take(&mut self.read_buf);
+            let result = crate::sys::read(fd, &mut buf);
+            match result {
+                Ok(0) => {
+                    self.read_buf = buf;
+                    self.close_pipe(stream);
+                    return;
+                }
+                Ok(n) => {
+                    self.route(stream, &buf[..n], now);
+                    self.read_buf = buf;
+                    if n < self.read_buf.len() {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    self.read_buf = buf;
+                    if e.kind() != io::ErrorKind::WouldBlock {
+                        self.close_pipe(stream);
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    fn close_pipe(&mut self, stream: Stream) {
+        self.flush_partial(stream);
+        self.pipes[stream as usize].fd = None;
+    }
+
+    /// Writes partial lines whose stream has been quiet long enough.
+    pub fn flush_stale(&mut self, now: Instant) {
+        for stream in [Stream::Out, Stream::Err] {
+            if self.pipes[stream as usize]
+                .lines
+                .deadline()
+                .is_some_and(|d| d <= now)
+            {
+                self.flush_partial(stream);
+            }
+        }
+    }
+
+    fn flush_partial(&mut self, stream: Stream) {
+        let mut lines = std::mem::take(&mut self.pipes[stream as usize].lines);
+        let (s, n) = clock::wall_now();
+        let ts = self.clock.render(s, n).to_vec();
+        lines.flush(|line| self.emit(stream, &ts, line));
+        self.pipes[stream as usize].lines = lines;
+    }
+
+    fn route(&mut self, stream: Stream, chunk: &[u8], now: Instant) {
+        if !self.quiet && !self.timestamps {
+            // Unchanged pass-through; a broken console must not stop logging.
+            let _ = crate::sys::write_all(stream.console_fd(), chunk);
+        }
+        let (s, n) = clock::wall_now();
+        let ts = self.clock.render(s, n).to_vec();
+        let mut lines = std::mem::take(&mut self.pipes[stream as usize].lines);
+        lines.feed(chunk, now, |line| self.emit(stream, &ts, line));
+        self.pipes[stream as usize].lines = lines;
+    }
+
+    fn emit(&mut self, stream: Stream, ts: &[u8], line: &[u8]) {
+        let tag = stream.tag();
+        if let Some(m) = &mut self.merged
+            && let Some(r) = m.line(ts, tag, &[line])
+        {
+            self.recovered.push(r);
+        }
+        let own = match stream {
+            Stream::Out => &mut self.out,
+            Stream::Err => &mut self.err,
+        };
+        if let Some(o) = own
+            && let Some(r) = o.line(ts, tag, &[line])
+        {
+            self.recovered.push(r);
+        }
+        if self.timestamps && !self.quiet {
+            let c = &mut self.console[stream as usize];
+            c.extend_from_slice(ts);
+            c.push(b' ');
+            c.extend_from_slice(line);
+            c.push(b'\n');
+        }
+    }
+
+    /// One of keepup's own events: a `keepup` line in `--log`, and a line on
+    /// stderr unless `--quiet`.
+    pub fn event(&mut self, text: &str) {
+        if !self.quiet {
+            self.flush_console();
+            let line = format!("keepup: {}: {text}\n", self.name);
+            let _ = crate::sys::write_all(2, line.as_bytes());
+        }
+        if let Some(m) = &mut self.merged {
+            let (s, n) = clock::wall_now();
+            let ts = self.clock.render(s, n);
+            let name = format!("{}: ", self.name);
+            if let Some(r) = m.line(ts, b"keepup", &[name.as_bytes(), text.as_bytes()]) {
+                self.recovered.push(r);
+            }
+        }
+        self.flush();
+    }
+
+    /// A fatal error: always on stderr, and in `--log` when there is one.
+    pub fn fatal(&mut self, text: &str) {
+        let _ = crate::sys::write_all(2, format!("keepup: {text}\n").as_bytes());
+        if let Some(m) = &mut self.merged {
+            let (s, n) = clock::wall_now();
+            let ts = self.clock.render(s, n);
+            let _ = m.line(ts, b"keepup", &[text.as_bytes()]);
+            let _ = m.flush();
+        }
+    }
+
+    fn flush_console(&mut self) {
+        for stream in [Stream::Out, Stream::Err] {
+            let c = &mut self.console[stream as usize];
+            if !c.is_empty() {
+                let _ = crate::sys::write_all(stream.console_fd(), c);
+                c.clear();
+            }
+        }
+    }
+
+    /// Writes everything buffered: called once per loop round, so many lines
+    /// share one write(2).
+    pub fn flush(&mut self) {
+        self.flush_console();
+        for sink in [&mut self.merged, &mut self.out, &mut self.err]
+            .into_iter()
+            .flatten()
+        {
+            if let Some(r) = sink.flush() {
+                self.recovered.push(r);
+            }
+        }
+        // Reports go out after the lines they concern, as events of their own.
+        while let Some(r) = self.recovered.pop() {
+            self.event(&format!(
+                "dropped {} lines ({}) for '{}'",
+                r.lines,
+                r.reason,
+                r.path.display()
+            ));
+        }
+    }
+}
