@@ -1,0 +1,180 @@
+//! Usage errors, help, version and environment configuration (SPEC section 1).
+mod util;
+use util::*;
+
+/// Every kind of bad input: exit 2, one line on stderr naming what is wrong,
+/// and nothing started (the command would create a file).
+#[test]
+fn bad_input_exits_2_with_one_line_and_starts_nothing() {
+    let dir = TempDir::new();
+    let marker = dir.s("started");
+    let cases: &[(&[&str], &str)] = &[
+        (&["--bogus"], "unknown option '--bogus'"),
+        (&["-z"], "unknown option '-z'"),
+        (
+            &["--delay", "10"],
+            "invalid duration '10' for --delay: add a unit, e.g. 10s or 1500ms",
+        ),
+        (
+            &["--kill-timeout", "soon"],
+            "invalid duration 'soon' for --kill-timeout",
+        ),
+        (
+            &["--max-memory", "5X"],
+            "invalid size '5X' for --max-memory",
+        ),
+        (&["--max-memory", "0"], "invalid size '0' for --max-memory"),
+        (
+            &["--log-max-size", "big"],
+            "invalid size 'big' for --log-max-size",
+        ),
+        (
+            &["--stop-signal", "SIGFOO"],
+            "invalid signal 'SIGFOO' for --stop-signal",
+        ),
+        (
+            &["--max-restarts", "-3"],
+            "invalid count '-3' for --max-restarts",
+        ),
+        (
+            &["--max-restarts", "lots"],
+            "invalid count 'lots' for --max-restarts",
+        ),
+        (&["--log-keep", "x"], "invalid count 'x' for --log-keep"),
+        (
+            &["--restart", "sometimes"],
+            "invalid restart policy 'sometimes' for --restart",
+        ),
+        (
+            &["--success-exit", "0,x"],
+            "invalid exit codes '0,x' for --success-exit",
+        ),
+        (
+            &["--time-format", "%Q"],
+            "invalid time format '%Q' for --time-format",
+        ),
+        (
+            &["--memory-interval", "1ms"],
+            "invalid duration '1ms' for --memory-interval",
+        ),
+        (&["--detach"], "--detach is not supported"),
+    ];
+    for (args, want) in cases {
+        let mut v: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        v.extend(sh(&format!("touch {marker}")));
+        let f = keepup(&v).run();
+        f.expect_code(2);
+        let lines: Vec<&str> = f.stderr.lines().collect();
+        f.check(lines.len() == 1, "expected exactly one line on stderr");
+        f.check(
+            lines[0].starts_with("keepup: "),
+            "expected the keepup: prefix",
+        );
+        f.check(lines[0].contains(want), &format!("expected '{want}'"));
+        assert!(
+            !dir.path("started").exists(),
+            "{args:?} started the command"
+        );
+    }
+}
+
+#[test]
+fn missing_value() {
+    let f = keepup(["--delay"]).run();
+    f.expect_code(2);
+    f.check(
+        f.stderr.trim() == "keepup: missing value for --delay",
+        "message",
+    );
+}
+
+#[test]
+fn missing_command() {
+    let f = keepup(["--delay", "1s"]).run();
+    f.expect_code(2);
+    f.check(f.stderr.starts_with("keepup: missing command"), "message");
+    let f = keepup(Vec::<String>::new()).run();
+    f.expect_code(2);
+}
+
+#[test]
+fn help_and_version() {
+    let f = keepup(["--help"]).run();
+    f.expect_code(0);
+    for topic in [
+        "Restart policy:",
+        "Memory limit:",
+        "Stopping and signals:",
+        "Logs:",
+        "--max-restarts",
+        "--kill-timeout",
+    ] {
+        f.check(f.stdout.contains(topic), &format!("help lacks {topic}"));
+    }
+    let f = keepup(["--version"]).run();
+    f.expect_code(0);
+    f.check(
+        f.stdout.trim() == format!("keepup {}", env!("CARGO_PKG_VERSION")),
+        "version line",
+    );
+}
+
+#[test]
+fn environment_configures_and_command_line_wins() {
+    let dir = TempDir::new();
+    let runs = dir.s("runs");
+    // KEEPUP_MAX_RESTARTS=2: three runs. The command line's 1 wins: two runs.
+    let script = format!("echo x >> {runs}; exit 1");
+    keepup(with_sh(&["--delay", "10ms"], &script))
+        .env("KEEPUP_MAX_RESTARTS", "2")
+        .env("KEEPUP_QUIET", "1")
+        .run()
+        .expect_code(1);
+    assert_eq!(count_lines(&dir.path("runs")), 3);
+    let f = keepup(with_sh(
+        &["--delay", "10ms", "--max-restarts", "1"],
+        &script,
+    ))
+    .env("KEEPUP_MAX_RESTARTS", "2")
+    .env("KEEPUP_QUIET", "true")
+    .run();
+    f.expect_code(1);
+    f.check(f.stderr.is_empty(), "KEEPUP_QUIET=true silences events");
+    assert_eq!(count_lines(&dir.path("runs")), 5);
+    let f = keepup(sh("true")).env("KEEPUP_DELAY", "10").run();
+    f.expect_code(2);
+    f.check(f.stderr.contains("for KEEPUP_DELAY"), "names the variable");
+    let f = keepup(sh("true")).env("KEEPUP_QUIET", "perhaps").run();
+    f.expect_code(2);
+    f.check(f.stderr.contains("KEEPUP_QUIET"), "names the variable");
+}
+
+#[test]
+fn verbs_only_as_first_word() {
+    // `keepup -- status` runs a program called status, which does not exist.
+    let f = keepup(["--", "status"]).run();
+    f.expect_code(127);
+    f.check(f.stderr.contains("cannot run 'status'"), "message");
+}
+
+#[test]
+fn command_runs_without_a_shell() {
+    let dir = TempDir::new();
+    let out = dir.s("args");
+    // Arguments with spaces and shell characters arrive unchanged.
+    let f = keepup([
+        "--restart",
+        "never",
+        "--",
+        "sh",
+        "-c",
+        "printf '%s|' \"$@\" > \"$0\"",
+        &out,
+        "a b",
+        "$HOME",
+        "*",
+    ])
+    .run();
+    f.expect_code(0);
+    assert_eq!(read(&dir.path("args")), "a b|$HOME|*|");
+}

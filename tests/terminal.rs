@@ -1,0 +1,135 @@
+//! keepup on a terminal: the child's group gets the foreground, Ctrl-C
+//! reaches it exactly once, and the terminal is given back (SPEC section 4).
+//! A pseudo-terminal comes from `script` (util-linux).
+mod util;
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+use util::*;
+
+/// Runs `shell_line` on a fresh pty; returns the process and a writer to type into it.
+fn on_pty(shell_line: &str) -> Option<std::process::Child> {
+    let child = Command::new("script")
+        .args(["-qefc", shell_line, "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn();
+    match child {
+        Ok(c) => Some(c),
+        Err(e) => {
+            eprintln!("skipped: cannot run 'script' for a pseudo-terminal: {e}");
+            None
+        }
+    }
+}
+
+fn finish(mut c: std::process::Child) -> String {
+    drop(c.stdin.take());
+    let ok = holds_within(Duration::from_secs(20), || {
+        c.try_wait().ok().flatten().is_some()
+    });
+    if !ok {
+        let _ = c.kill();
+    }
+    let out = c.wait_with_output().unwrap();
+    assert!(
+        ok,
+        "script did not finish:\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8_lossy(&out.stdout).replace('\r', "")
+}
+
+const STAT: &str = "set -- $(cat /proc/$$/stat)";
+
+#[test]
+fn child_gets_the_foreground_and_ctrl_c_stops_without_restart() {
+    let dir = TempDir::new();
+    let ready = dir.s("ready");
+    let child = format!("{STAT}; echo child pgrp=$5 tpgid=$8; echo x > {ready}; exec sleep 100");
+    let line = format!(
+        "{BIN} --delay 10ms -- sh -c '{child}'; echo keepup-status=$?; {STAT}; echo shell pgrp=$5 tpgid=$8"
+    );
+    let Some(mut c) = on_pty(&line) else { return };
+    wait_for("child ready", Duration::from_secs(10), || {
+        dir.path("ready").exists()
+    });
+    c.stdin.as_mut().unwrap().write_all(b"\x03").unwrap();
+    let out = finish(c);
+    let pair = |who: &str| -> (String, String) {
+        let l = out
+            .lines()
+            .find(|l| l.starts_with(who))
+            .unwrap_or_else(|| panic!("no '{who}' line in:\n{out}"));
+        let v: Vec<&str> = l.split_whitespace().collect();
+        (
+            v[1].trim_start_matches("pgrp=").into(),
+            v[2].trim_start_matches("tpgid=").into(),
+        )
+    };
+    let (pg, tp) = pair("child ");
+    assert_eq!(pg, tp, "child is not the foreground group:\n{out}");
+    assert!(
+        out.contains("keepup-status=130"),
+        "Ctrl-C should end keepup with 130:\n{out}"
+    );
+    assert_eq!(
+        out.matches("started pid").count(),
+        1,
+        "restarted after Ctrl-C:\n{out}"
+    );
+    let (pg, tp) = pair("shell ");
+    assert_eq!(pg, tp, "terminal not given back:\n{out}");
+}
+
+#[test]
+fn ctrl_c_reaches_the_child_once() {
+    let dir = TempDir::new();
+    let (log, ppid) = (dir.s("log"), dir.s("ppid"));
+    let child = format!(
+        "echo $PPID > {ppid}; trap \"echo int >> {log}\" INT; while :; do sleep 0.05; done"
+    );
+    let line = format!("{BIN} -- sh -c '{child}'");
+    let Some(mut c) = on_pty(&line) else { return };
+    let keepup = pid_from(&dir.path("ppid"));
+    c.stdin.as_mut().unwrap().write_all(b"\x03").unwrap();
+    wait_for("INT reached child", Duration::from_secs(10), || {
+        dir.path("log").exists()
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        read(&dir.path("log")),
+        "int\n",
+        "child got Ctrl-C more than once"
+    );
+    unsafe { libc::kill(keepup, libc::SIGTERM) };
+    finish(c);
+}
+
+/// In the background (npm, CI, `&`), keepup never touches the terminal.
+#[test]
+fn background_keepup_leaves_the_terminal_alone() {
+    let dir = TempDir::new();
+    let out = dir.s("out");
+    let child = format!("{STAT}; echo child pgrp=$5 tpgid=$8 > {out}");
+    let line = format!(
+        "{BIN} --restart never -- sh -c '{child}' & wait; {STAT}; echo shell pgrp=$5 tpgid=$8"
+    );
+    let Some(c) = on_pty(&line) else { return };
+    let shell = finish(c);
+    let text = read(&dir.path("out"));
+    let v: Vec<&str> = text.split_whitespace().collect();
+    assert_ne!(
+        v[1].trim_start_matches("pgrp="),
+        v[2].trim_start_matches("tpgid="),
+        "took the terminal:\n{text}"
+    );
+    let l = shell.lines().find(|l| l.starts_with("shell ")).unwrap();
+    let v: Vec<&str> = l.split_whitespace().collect();
+    assert_eq!(
+        v[1].trim_start_matches("pgrp="),
+        v[2].trim_start_matches("tpgid="),
+        "{shell}"
+    );
+}
