@@ -3,8 +3,6 @@
 //! descendant of keepup, which is the child's tree plus whatever was
 //! re-parented to keepup as subreaper. Buffers are reused across samples.
 
-use std::io::Read;
-
 /// What one `/proc/PID/stat` line says that keepup needs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ProcStat {
@@ -47,32 +45,47 @@ pub fn parse_stat(text: &[u8]) -> Option<ProcStat> {
     })
 }
 
-/// Reads every process's stat line, reusing `buf` and `out`. A process that
-/// vanishes mid-scan is skipped.
-pub fn scan(buf: &mut Vec<u8>, out: &mut Vec<ProcStat>) {
+/// Reads every process's stat line into `out` (reused). A process that
+/// vanishes mid-scan is skipped. Each process costs one `openat` relative to
+/// an open `/proc`, one `read` into a stack buffer and one `close`: std's
+/// `read_to_end` would add an fstat and a second read.
+pub fn scan(out: &mut Vec<ProcStat>) {
     out.clear();
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return;
     };
-    let mut path = String::with_capacity(32);
+    let Ok(proc_dir) = std::fs::File::open("/proc") else {
+        return;
+    };
+    let dirfd = std::os::fd::AsRawFd::as_raw_fd(&proc_dir);
+    let mut path = [0u8; 32];
+    let mut buf = [0u8; 1024];
     for entry in dir.flatten() {
         let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
-        if !name.bytes().all(|b| b.is_ascii_digit()) {
+        let name = name.as_encoded_bytes();
+        if name.is_empty() || name.len() > 20 || !name.iter().all(|b| b.is_ascii_digit()) {
             continue;
         }
-        path.clear();
-        path.push_str("/proc/");
-        path.push_str(name);
-        path.push_str("/stat");
-        buf.clear();
-        let Ok(mut f) = std::fs::File::open(&path) else {
-            continue;
+        path[..name.len()].copy_from_slice(name);
+        path[name.len()..name.len() + 6].copy_from_slice(b"/stat\0");
+        // SAFETY: path is NUL-terminated; buf is valid for its length.
+        let n = unsafe {
+            let fd = libc::openat(
+                dirfd,
+                path.as_ptr().cast(),
+                libc::O_RDONLY | libc::O_CLOEXEC,
+            );
+            if fd < 0 {
+                continue;
+            }
+            let n = libc::read(fd, buf.as_mut_ptr().cast(), buf.len());
+            libc::close(fd);
+            n
         };
-        if f.read_to_end(buf).is_err() {
+        if n <= 0 {
             continue;
         }
-        if let Some(st) = parse_stat(buf) {
+        if let Some(st) = parse_stat(&buf[..n as usize]) {
             out.push(st);
         }
     }
@@ -98,11 +111,34 @@ pub fn page_size() -> u64 {
     if p > 0 { p as u64 } else { 4096 }
 }
 
-/// Samples the RSS of every descendant of keepup.
+/// What a sample remembers of a process between samples.
+#[derive(Clone, Copy, Debug)]
+struct Known {
+    pid: i32,
+    ppid: i32,
+    in_tree: bool,
+}
+
+/// How often a sample rescans every process in full, which also catches the
+/// rare cases the cheap path cannot see (a pid reused between two samples, a
+/// tree member re-parented away when keepup is not a subreaper).
+const FULL_SCAN_EVERY: u32 = 16;
+
+/// Samples the RSS of every descendant of a root (keepup itself).
+///
+/// A process outside the tree can never join it (only a tree member's fork
+/// can, and that is a new pid; orphans of the tree are re-parented to keepup,
+/// the subreaper). So between full scans, a sample lists `/proc` once, reads
+/// `stat` only for pids it has not seen before, and `statm` only for tree
+/// members: the cost follows the tree, not the machine.
 pub struct Sampler {
-    buf: Vec<u8>,
     procs: Vec<ProcStat>,
     tree: Vec<usize>,
+    known: Vec<Known>,
+    next: Vec<Known>,
+    pids: Vec<i32>,
+    samples: u32,
+    root: i32,
     page: u64,
 }
 
@@ -114,18 +150,142 @@ pub struct Sample {
 impl Default for Sampler {
     fn default() -> Self {
         Sampler {
-            buf: Vec::with_capacity(1024),
             procs: Vec::new(),
             tree: Vec::new(),
+            known: Vec::new(),
+            next: Vec::new(),
+            pids: Vec::new(),
+            samples: 0,
+            root: 0,
             page: page_size(),
         }
     }
 }
 
+/// Lists the numeric entries of `/proc`, in the order the kernel gives
+/// (ascending pid), into `out`.
+fn list_pids(out: &mut Vec<i32>) {
+    out.clear();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return;
+    };
+    for entry in dir.flatten() {
+        let name = entry.file_name();
+        let name = name.as_encoded_bytes();
+        if !name.is_empty()
+            && name.iter().all(|b| b.is_ascii_digit())
+            && let Ok(pid) = std::str::from_utf8(name).unwrap_or("").parse()
+        {
+            out.push(pid);
+        }
+    }
+    out.sort_unstable();
+}
+
+/// Reads a small `/proc/PID/<file>` into `buf`; `None` if the process is gone.
+fn read_proc(pid: i32, file: &str, buf: &mut [u8]) -> Option<usize> {
+    let mut path = [0u8; 48];
+    let text = format_args!("/proc/{pid}/{file}\0");
+    let mut w = std::io::Cursor::new(&mut path[..]);
+    std::io::Write::write_fmt(&mut w, text).ok()?;
+    // SAFETY: path is NUL-terminated; buf is valid for its length.
+    unsafe {
+        let fd = libc::open(path.as_ptr().cast(), libc::O_RDONLY | libc::O_CLOEXEC);
+        if fd < 0 {
+            return None;
+        }
+        let n = libc::read(fd, buf.as_mut_ptr().cast(), buf.len());
+        libc::close(fd);
+        (n > 0).then_some(n as usize)
+    }
+}
+
+/// Resident pages from `/proc/PID/statm` (its second field).
+fn parse_statm(text: &[u8]) -> Option<u64> {
+    std::str::from_utf8(text)
+        .ok()?
+        .split_ascii_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
 impl Sampler {
     pub fn sample(&mut self, root: i32) -> Sample {
-        scan(&mut self.buf, &mut self.procs);
+        let full = root != self.root || self.samples.is_multiple_of(FULL_SCAN_EVERY);
+        self.samples = self.samples.wrapping_add(1);
+        self.root = root;
+        if full {
+            return self.full_sample(root);
+        }
+        list_pids(&mut self.pids);
+        self.next.clear();
+        let mut buf = [0u8; 1024];
+        let mut unresolved = false;
+        for &pid in &self.pids {
+            match self.known.binary_search_by_key(&pid, |k| k.pid) {
+                Ok(i) => self.next.push(self.known[i]),
+                Err(_) => {
+                    let Some(st) =
+                        read_proc(pid, "stat", &mut buf).and_then(|n| parse_stat(&buf[..n]))
+                    else {
+                        continue;
+                    };
+                    unresolved = true;
+                    self.next.push(Known {
+                        pid,
+                        ppid: st.ppid,
+                        in_tree: st.ppid == root,
+                    });
+                }
+            }
+        }
+        // New processes join the tree through a parent that is in it; a
+        // parent may itself be new, so repeat until nothing changes.
+        while unresolved {
+            unresolved = false;
+            for i in 0..self.next.len() {
+                if self.next[i].in_tree {
+                    continue;
+                }
+                let ppid = self.next[i].ppid;
+                if let Ok(j) = self.next.binary_search_by_key(&ppid, |k| k.pid)
+                    && self.next[j].in_tree
+                {
+                    self.next[i].in_tree = true;
+                    unresolved = true;
+                }
+            }
+        }
+        std::mem::swap(&mut self.known, &mut self.next);
+        let (mut pages, mut processes) = (0, 0);
+        for k in self.known.iter().filter(|k| k.in_tree) {
+            if let Some(rss) =
+                read_proc(k.pid, "statm", &mut buf).and_then(|n| parse_statm(&buf[..n]))
+            {
+                pages += rss;
+                processes += 1;
+            }
+        }
+        Sample {
+            bytes: pages * self.page,
+            processes,
+        }
+    }
+
+    fn full_sample(&mut self, root: i32) -> Sample {
+        scan(&mut self.procs);
         descendants(&self.procs, root, &mut self.tree);
+        self.known.clear();
+        self.known.extend(self.procs.iter().map(|p| Known {
+            pid: p.pid,
+            ppid: p.ppid,
+            in_tree: false,
+        }));
+        for &i in &self.tree {
+            self.known[i].in_tree = true;
+        }
+        self.known.sort_unstable_by_key(|k| k.pid);
         let pages: u64 = self.tree.iter().map(|&i| self.procs[i].rss_pages).sum();
         Sample {
             bytes: pages * self.page,
@@ -133,10 +293,9 @@ impl Sampler {
         }
     }
 
-    /// The pids of keepup's direct children right now (the main child and
-    /// orphans re-parented to it), from the last scan made here.
+    /// The pids of `parent`'s direct children right now.
     pub fn children_of(&mut self, parent: i32) -> Vec<i32> {
-        scan(&mut self.buf, &mut self.procs);
+        scan(&mut self.procs);
         self.procs
             .iter()
             .filter(|p| p.ppid == parent)
@@ -174,6 +333,47 @@ mod tests {
         let st = parse_stat(&text).unwrap();
         assert_eq!(st.pid, std::process::id() as i32);
         assert!(st.rss_pages > 0);
+    }
+
+    #[test]
+    fn statm() {
+        assert_eq!(parse_statm(b"1000 250 100 1 0 300 0\n"), Some(250));
+        assert_eq!(parse_statm(b"1000"), None);
+    }
+
+    /// The cheap path and a full scan agree on a tree that changes between
+    /// samples: children are started and stopped here.
+    #[test]
+    fn incremental_sample_matches_full_scan() {
+        let me = std::process::id() as i32;
+        let mut s = Sampler::default();
+        let mut kids = vec![];
+        for round in 0..5 {
+            for _ in 0..3 {
+                kids.push(
+                    std::process::Command::new("sleep")
+                        .arg("30")
+                        .spawn()
+                        .unwrap(),
+                );
+            }
+            if round % 2 == 1 {
+                let mut k = kids.remove(0);
+                k.kill().unwrap();
+                k.wait().unwrap();
+            }
+            // Other tests of this binary may start a process between the two
+            // samples: compare a few times before failing.
+            let agree = (0..5).any(|_| {
+                let cheap = s.sample(me).processes;
+                cheap == Sampler::default().sample(me).processes && cheap >= kids.len()
+            });
+            assert!(agree, "round {round}");
+        }
+        for mut k in kids {
+            let _ = k.kill();
+            let _ = k.wait();
+        }
     }
 
     #[test]
