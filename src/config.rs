@@ -37,13 +37,13 @@ pub struct Config {
     pub kill_timeout: Duration,
     pub own_group: bool,
     pub parent_death: Option<i32>,
+    pub detach: bool,
     pub logs: LogConfig,
 }
 
 /// Options that are parsed but belong to features not built yet: refused
 /// with a clear line rather than silently ignored.
 const NOT_YET: &[&str] = &[
-    "detach",
     "ready-port",
     "ready-cmd",
     "ready-fd",
@@ -240,6 +240,7 @@ impl Config {
             kill_timeout: r.duration("kill-timeout", "5s")?,
             own_group: !r.flag("no-group"),
             parent_death,
+            detach: r.flag("detach"),
             logs,
         })
     }
@@ -329,7 +330,7 @@ mod tests {
         assert!(e(&["--memory-interval", "1ms", "x"]).contains("at least 10ms"));
         assert!(e(&["--time-format", "%Q", "x"]).starts_with("invalid time format '%Q'"));
         assert!(e(&["--name", "a/b", "x"]).starts_with("invalid name 'a/b' for --name"));
-        assert!(e(&["--detach", "x"]).contains("not supported"));
+        assert!(e(&["--ready-port", "80", "x"]).contains("not supported"));
         assert!(e(&["--delay", "2s", "--max-delay", "1s", "x"]).contains("shorter than --delay"));
     }
 

@@ -10,9 +10,11 @@ mod logs;
 mod memory;
 mod reap;
 mod signals;
+mod state;
 mod supervisor;
 mod sys;
 mod units;
+mod verbs;
 
 use cli::Invocation;
 
@@ -42,12 +44,7 @@ fn real_main() -> i32 {
             println!("keepup {}", env!("CARGO_PKG_VERSION"));
             return 0;
         }
-        Ok(Invocation::Verb { verb, .. }) => {
-            complain(&format!(
-                "'keepup {verb}' is not supported by this version of keepup yet"
-            ));
-            return 2;
-        }
+        Ok(Invocation::Verb { verb, args }) => return verbs::run(&verb, args),
         Err(e) => {
             complain(&e.0);
             return 2;
@@ -69,6 +66,35 @@ fn real_main() -> i32 {
         }
     };
 
+    let mut logs = logs;
+    let instance = match state::Instance::claim(&cfg.name) {
+        Ok(i) => Some(i),
+        Err(state::ClaimError::Taken(pid)) => {
+            let pid = pid.map(|p| format!(" (pid {p})")).unwrap_or_default();
+            complain(&format!("'{}' is already running{pid}", cfg.name));
+            return 1;
+        }
+        Err(state::ClaimError::Folder(state::FolderError::Unsafe(why))) => {
+            complain(&why);
+            return 1;
+        }
+        Err(state::ClaimError::Folder(state::FolderError::Unavailable(why))) => {
+            logs.event(&format!(
+                "{why}; supervising without state (status and control verbs will not see it)"
+            ));
+            None
+        }
+    };
+
+    let notify = if cfg.detach {
+        match detach(&cfg.name) {
+            Detached::Parent(code) => return code,
+            Detached::Daemon(fd) => Some(fd),
+        }
+    } else {
+        None
+    };
+
     let signals = match signals::SignalPipe::install() {
         Ok(s) => s,
         Err(e) => {
@@ -77,11 +103,11 @@ fn real_main() -> i32 {
         }
     };
     if let Err(e) = reap::become_subreaper() {
-        complain(&format!(
+        logs.event(&format!(
             "cannot become a child subreaper ({e}); orphans that leave the process group may survive"
         ));
     }
-    if let Some(sig) = cfg.parent_death {
+    if let Some(sig) = cfg.parent_death.filter(|_| !cfg.detach) {
         // SAFETY: prctl and getppid with integer arguments.
         unsafe {
             libc::prctl(libc::PR_SET_PDEATHSIG, sig, 0, 0, 0);
@@ -92,5 +118,82 @@ fn real_main() -> i32 {
         }
     }
 
-    supervisor::Supervisor::new(cfg, logs, signals, inherited).run()
+    supervisor::Supervisor::new(cfg, logs, signals, inherited, instance, notify).run()
+}
+
+enum Detached {
+    /// The invoking process: exit with this status.
+    Parent(i32),
+    /// The background keepup: report the first start on this pipe.
+    Daemon(std::os::fd::OwnedFd),
+}
+
+/// `--detach`: forks; the child leaves the session and the terminal and
+/// supervises; the parent waits on a pipe until the first start has
+/// succeeded or failed, and exits with what keepup would have exited with.
+fn detach(name: &str) -> Detached {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    let mut fds = [0; 2];
+    // SAFETY: fds has room for two descriptors.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        complain(&format!(
+            "cannot detach: {}",
+            std::io::Error::last_os_error()
+        ));
+        return Detached::Parent(1);
+    }
+    // SAFETY: pipe2 succeeded; we own both ends.
+    let (read_end, write_end) =
+        unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    // SAFETY: keepup is single-threaded here, so fork is safe.
+    match unsafe { libc::fork() } {
+        -1 => {
+            complain(&format!(
+                "cannot detach: {}",
+                std::io::Error::last_os_error()
+            ));
+            Detached::Parent(1)
+        }
+        0 => {
+            drop(read_end);
+            // SAFETY: plain syscalls on our own process and fds.
+            unsafe {
+                libc::setsid();
+                let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
+                if null >= 0 {
+                    for fd in 0..3 {
+                        libc::dup2(null, fd);
+                    }
+                    if null > 2 {
+                        libc::close(null);
+                    }
+                }
+            }
+            Detached::Daemon(write_end)
+        }
+        _ => {
+            drop(write_end);
+            let mut text = Vec::new();
+            let mut buf = [0u8; 512];
+            while let Ok(n) = sys::read(read_end.as_raw_fd(), &mut buf) {
+                if n == 0 {
+                    break;
+                }
+                text.extend_from_slice(&buf[..n]);
+            }
+            let text = String::from_utf8_lossy(&text);
+            let line = text.lines().next().unwrap_or("");
+            if let Some(pid) = line.strip_prefix("started ") {
+                println!("keepup: {name} started (pid {pid})");
+                return Detached::Parent(0);
+            }
+            if let Some(rest) = line.strip_prefix("failed ") {
+                let (code, why) = rest.split_once(' ').unwrap_or((rest, ""));
+                complain(why);
+                return Detached::Parent(code.parse().unwrap_or(1));
+            }
+            complain(&format!("{name} exited before its command started"));
+            Detached::Parent(1)
+        }
+    }
 }

@@ -17,6 +17,7 @@ use crate::config::Config;
 use crate::logs::{Logs, Stream};
 use crate::memory::Sampler;
 use crate::signals::{FORWARDED, Inherited, STOPPING, SignalPipe};
+use crate::state::{Instance, Snapshot};
 use crate::units::{format_duration, format_size, signal_name};
 
 /// After SIGKILL, how long keepup waits for leftovers (a process in
@@ -74,19 +75,46 @@ pub struct Supervisor {
     signalled: Vec<i32>,
     sampler: Sampler,
     next_sample: Option<Instant>,
-    pub last_rss: Option<u64>,
+    last_rss: Option<u64>,
     sig_buf: Vec<i32>,
+    /// The state folder entry, when there is one.
+    instance: Option<Instance>,
+    snapshot: Snapshot,
+    /// `--detach`: where to tell the waiting parent how the first start went.
+    detach_notify: Option<std::os::fd::OwnedFd>,
 }
 
 /// How the first start failed: keepup exits with this status.
 pub struct StartFailure(pub i32);
 
 impl Supervisor {
-    pub fn new(cfg: Config, logs: Logs, signals: SignalPipe, inherited: Inherited) -> Supervisor {
+    pub fn new(
+        cfg: Config,
+        logs: Logs,
+        signals: SignalPipe,
+        inherited: Inherited,
+        instance: Option<Instance>,
+        detach_notify: Option<std::os::fd::OwnedFd>,
+    ) -> Supervisor {
         // SAFETY: getpid/getpgrp have no arguments.
         let (my_pid, my_pgrp) = unsafe { (libc::getpid(), libc::getpgrp()) };
         let tty = cfg.own_group && crate::sys::in_foreground();
+        let snapshot = Snapshot {
+            name: cfg.name.clone(),
+            keepup_pid: my_pid,
+            keepup_start: crate::state::own_start_time(),
+            log: cfg.logs.merged.clone(),
+            out_log: cfg.logs.out.clone(),
+            err_log: cfg.logs.err.clone(),
+            command: cfg.command.clone(),
+            cwd: std::env::current_dir().unwrap_or_default(),
+            kill_timeout_ms: cfg.kill_timeout.as_millis() as u64,
+            ..Snapshot::default()
+        };
         Supervisor {
+            instance,
+            snapshot,
+            detach_notify,
             cfg,
             logs,
             signals,
@@ -114,14 +142,88 @@ impl Supervisor {
     pub fn run(mut self) -> i32 {
         let now = Instant::now();
         if let Err(StartFailure(code)) = self.start(now, true) {
+            self.publish("stopped");
+            if let Some(i) = self.instance.as_mut() {
+                i.close();
+            }
             return code;
         }
         loop {
             if let Phase::Done(code) = self.phase {
                 self.logs.flush();
+                if let Some(i) = self.instance.as_mut() {
+                    i.close();
+                }
                 return code;
             }
             self.wait_and_handle();
+        }
+    }
+
+    /// Publishes the state for `keepup status`. Best-effort.
+    fn publish(&mut self, state: &str) {
+        let Some(instance) = self.instance.as_mut() else {
+            return;
+        };
+        let s = &mut self.snapshot;
+        s.state = state.to_string();
+        s.restarts = self.counters.restarts;
+        s.rss = self.last_rss;
+        if let Some(e) = self.last_exit {
+            s.last_exit = e.describe();
+        }
+        match &self.run {
+            Some(r) if r.exit.is_none() && r.pid > 0 => s.child_pid = r.pid,
+            _ => s.child_pid = 0,
+        }
+        s.ready = state == "running";
+        if let Some(warning) = instance.publish(s) {
+            self.logs.event(&warning);
+        }
+    }
+
+    /// Tells a `--detach` parent how the first start went, then lets it go.
+    fn notify_parent(&mut self, message: &str) {
+        if let Some(fd) = self.detach_notify.take() {
+            let _ = crate::sys::write_all(
+                std::os::fd::AsRawFd::as_raw_fd(&fd),
+                format!("{message}\n").as_bytes(),
+            );
+        }
+    }
+
+    /// Commands from `keepup stop / restart / signal`.
+    fn on_control(&mut self, now: Instant) {
+        let Some(instance) = self.instance.as_mut() else {
+            return;
+        };
+        for cmd in instance.commands() {
+            let mut words = cmd.split_whitespace();
+            match (words.next(), words.next()) {
+                (Some("stop"), None) => {
+                    let sig = self.cfg.stop_signal;
+                    self.shutdown_with(sig, "stop requested; stopping".to_string(), now);
+                }
+                (Some("restart"), None) => match self.phase {
+                    Phase::Running => {
+                        self.logs.event("restart requested");
+                        self.begin_stop(RunEnd::Requested, now);
+                    }
+                    Phase::Backoff { .. } => {
+                        self.logs.event("restart requested; starting now");
+                        let _ = self.start(now, false);
+                    }
+                    _ => {}
+                },
+                (Some("signal"), Some(n)) => {
+                    if let (Ok(sig), Some(run)) = (n.parse::<i32>(), &self.run)
+                        && (1..=64).contains(&sig)
+                    {
+                        signal_run(run, sig);
+                    }
+                }
+                _ => {}
+            }
         }
     }
 
@@ -129,22 +231,17 @@ impl Supervisor {
     /// then handle signals, output and deadlines.
     fn wait_and_handle(&mut self) {
         let [out_fd, err_fd] = self.logs.pipe_fds();
+        let ctl_fd = self.instance.as_ref().and_then(|i| i.ctl_fd());
+        let pollfd = |fd: Option<i32>| libc::pollfd {
+            fd: fd.unwrap_or(-1),
+            events: libc::POLLIN,
+            revents: 0,
+        };
         let mut fds = [
-            libc::pollfd {
-                fd: self.signals.fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: out_fd.unwrap_or(-1),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: err_fd.unwrap_or(-1),
-                events: libc::POLLIN,
-                revents: 0,
-            },
+            pollfd(Some(self.signals.fd())),
+            pollfd(out_fd),
+            pollfd(err_fd),
+            pollfd(ctl_fd),
         ];
         let timeout = match self.next_deadline() {
             None => -1,
@@ -174,6 +271,9 @@ impl Supervisor {
         }
         if fds[2].revents != 0 {
             self.logs.pump(Stream::Err, now);
+        }
+        if fds[3].revents != 0 {
+            self.on_control(now);
         }
         self.on_time(now);
         self.logs.flush();
@@ -413,6 +513,7 @@ impl Supervisor {
         self.phase = Phase::Stopping {
             kill_at: Some(now + self.cfg.kill_timeout),
         };
+        self.publish("stopping");
     }
 
     /// SIGKILL to the child's group and every leftover, at once.
@@ -448,9 +549,16 @@ impl Supervisor {
             }
             return;
         }
+        self.shutdown_with(sig, format!("received {}; stopping", signal_name(sig)), now);
+    }
+
+    /// Stops for good: `sig` to the child's group, then the stop sequence.
+    fn shutdown_with(&mut self, sig: i32, why: String, now: Instant) {
+        if self.shutdown {
+            return;
+        }
         self.shutdown = true;
-        self.logs
-            .event(&format!("received {}; stopping", signal_name(sig)));
+        self.logs.event(&why);
         match self.phase {
             Phase::Running => {
                 if let Some(run) = self.run.as_mut() {
@@ -461,6 +569,7 @@ impl Supervisor {
                 self.phase = Phase::Stopping {
                     kill_at: Some(now + self.cfg.kill_timeout),
                 };
+                self.publish("stopping");
             }
             Phase::Stopping { .. } | Phase::Cleanup { .. } => {
                 if let Some(run) = self.run.as_mut() {
@@ -469,6 +578,7 @@ impl Supervisor {
             }
             Phase::Backoff { .. } => {
                 self.phase = Phase::Done(self.last_exit.map_or(0, ExitKind::status));
+                self.publish("stopped");
             }
             Phase::Done(_) => {}
         }
@@ -500,7 +610,10 @@ impl Supervisor {
                 self.phase = Phase::Running;
                 self.no_children = false;
                 self.next_sample = self.cfg.max_memory.map(|_| now + self.cfg.memory_interval);
+                self.snapshot.started_at = crate::logs::clock::wall_now().0;
                 self.logs.event(&format!("started pid {}", child.pid));
+                self.publish("running");
+                self.notify_parent(&format!("started {}", child.pid));
                 Ok(())
             }
             Err(e) => {
@@ -512,6 +625,7 @@ impl Supervisor {
                 };
                 if first {
                     self.logs.fatal(&what);
+                    self.notify_parent(&format!("failed {} {what}", e.status()));
                     return Err(StartFailure(e.status()));
                 }
                 self.logs.event(&what);
@@ -581,6 +695,7 @@ impl Supervisor {
                     let _ = self.start(now, false);
                 } else {
                     self.phase = Phase::Backoff { until: now + after };
+                    self.publish("backoff");
                 }
             }
             Decision::Exit => {
@@ -594,6 +709,7 @@ impl Supervisor {
                 }
                 self.logs.event(&line);
                 self.phase = Phase::Done(exit.status());
+                self.publish("stopped");
             }
             Decision::GiveUp => {
                 self.logs.event(&line);
@@ -611,6 +727,7 @@ impl Supervisor {
                 };
                 self.logs.event(&gave_up);
                 self.phase = Phase::Done(exit.status());
+                self.publish("gave-up");
             }
         }
     }

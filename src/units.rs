@@ -51,6 +51,18 @@ pub fn format_duration(d: Duration) -> String {
     out
 }
 
+/// Renders an uptime for `status`: whole seconds, two units at most
+/// (`45s`, `3m12s`, `2h5m`, `3d4h`).
+pub fn format_uptime(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m{}s", s / 60, s % 60),
+        3600..86400 => format!("{}h{}m", s / 3600, s / 60 % 60),
+        _ => format!("{}d{}h", s / 86400, s / 3600 % 24),
+    }
+}
+
 /// Parses a size. Single letters and `KiB`-style suffixes are binary (as in
 /// PM2 and Docker, where `500M` means MiB); `KB`-style suffixes are decimal;
 /// a bare number is bytes. Case does not matter.
@@ -197,6 +209,15 @@ mod tests {
         assert_eq!(format_duration(Duration::from_secs(90)), "1m30s");
         assert_eq!(format_duration(Duration::from_secs(7200)), "2h");
         assert_eq!(format_duration(Duration::from_millis(59_990)), "60s");
+    }
+
+    #[test]
+    fn uptime_display() {
+        let f = |s| format_uptime(Duration::from_secs(s));
+        assert_eq!(
+            [f(0), f(59), f(192), f(7500), f(273600)],
+            ["0s", "59s", "3m12s", "2h5m", "3d4h"]
+        );
     }
 
     #[test]

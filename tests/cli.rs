@@ -57,7 +57,7 @@ fn bad_input_exits_2_with_one_line_and_starts_nothing() {
             &["--memory-interval", "1ms"],
             "invalid duration '1ms' for --memory-interval",
         ),
-        (&["--detach"], "--detach is not supported"),
+        (&["--ready-port", "80"], "--ready-port is not supported"),
     ];
     for (args, want) in cases {
         let mut v: Vec<String> = args.iter().map(|s| s.to_string()).collect();

@@ -153,6 +153,7 @@ fn parent_death_only_inside_npm_scripts() {
         let status = std::process::Command::new("sh")
             .arg("-c")
             .arg(&parent)
+            .env("KEEPUP_HOME", &dir.0)
             .status()
             .unwrap();
         assert!(status.success());

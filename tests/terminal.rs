@@ -8,8 +8,9 @@ use std::time::Duration;
 use util::*;
 
 /// Runs `shell_line` on a fresh pty; returns the process and a writer to type into it.
-fn on_pty(shell_line: &str) -> Option<std::process::Child> {
+fn on_pty(shell_line: &str, home: &TempDir) -> Option<std::process::Child> {
     let child = Command::new("script")
+        .env("KEEPUP_HOME", &home.0)
         .args(["-qefc", shell_line, "/dev/null"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -51,7 +52,9 @@ fn child_gets_the_foreground_and_ctrl_c_stops_without_restart() {
     let line = format!(
         "{BIN} --delay 10ms -- sh -c '{child}'; echo keepup-status=$?; {STAT}; echo shell pgrp=$5 tpgid=$8"
     );
-    let Some(mut c) = on_pty(&line) else { return };
+    let Some(mut c) = on_pty(&line, &dir) else {
+        return;
+    };
     wait_for("child ready", Duration::from_secs(10), || {
         dir.path("ready").exists()
     });
@@ -91,7 +94,9 @@ fn ctrl_c_reaches_the_child_once() {
         "echo $PPID > {ppid}; trap \"echo int >> {log}\" INT; while :; do sleep 0.05; done"
     );
     let line = format!("{BIN} -- sh -c '{child}'");
-    let Some(mut c) = on_pty(&line) else { return };
+    let Some(mut c) = on_pty(&line, &dir) else {
+        return;
+    };
     let keepup = pid_from(&dir.path("ppid"));
     c.stdin.as_mut().unwrap().write_all(b"\x03").unwrap();
     wait_for("INT reached child", Duration::from_secs(10), || {
@@ -116,7 +121,7 @@ fn background_keepup_leaves_the_terminal_alone() {
     let line = format!(
         "{BIN} --restart never -- sh -c '{child}' & wait; {STAT}; echo shell pgrp=$5 tpgid=$8"
     );
-    let Some(c) = on_pty(&line) else { return };
+    let Some(c) = on_pty(&line, &dir) else { return };
     let shell = finish(c);
     let text = read(&dir.path("out"));
     let v: Vec<&str> = text.split_whitespace().collect();

@@ -18,6 +18,8 @@ pub struct Keepup {
     cmd: Command,
     shown: Vec<String>,
     timeout: Duration,
+    /// A private state folder, so parallel tests never share instance names.
+    home: Option<TempDir>,
 }
 
 /// `keepup` with the given arguments, and no KEEPUP_* or npm variables
@@ -40,10 +42,13 @@ where
         cmd.arg(a);
     }
     cmd.stdin(Stdio::null());
+    let home = TempDir::new();
+    cmd.env("KEEPUP_HOME", &home.0);
     Keepup {
         cmd,
         shown,
         timeout: Duration::from_secs(30),
+        home: Some(home),
     }
 }
 
@@ -85,6 +90,7 @@ impl std::fmt::Display for Finished {
 
 pub struct Running {
     pub child: Child,
+    _home: Option<TempDir>,
     shown: String,
     started: Instant,
     timeout: Duration,
@@ -129,6 +135,7 @@ impl Keepup {
         let err = child.stderr.take().map(collect);
         Running {
             child,
+            _home: self.home.take(),
             shown: self.shown.join(" "),
             started: Instant::now(),
             timeout: self.timeout,

@@ -1,0 +1,724 @@
+//! The control verbs: `status`, `stop`, `restart`, `logs`, `signal`. They
+//! read the state folder and talk to a live instance through its control
+//! FIFO; they never signal a pid from a state file, so a stale entry whose
+//! pid was reused can do no harm.
+
+use std::ffi::OsString;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::state::{Folder, FolderError, Snapshot, same_process};
+use crate::units::{format_duration, format_size, format_uptime, parse_signal};
+
+/// A verb's outcome: its exit status.
+pub type Status = i32;
+
+fn complain(what: &str) {
+    let _ = crate::sys::write_all(2, format!("keepup: {what}\n").as_bytes());
+}
+
+fn usage(what: &str) -> Status {
+    complain(what);
+    2
+}
+
+/// One instance as the verbs see it.
+struct Entry {
+    name: String,
+    snap: Snapshot,
+    live: bool,
+}
+
+impl Entry {
+    fn load(folder: &Folder, name: &str) -> Option<Entry> {
+        let text = folder.read(&format!("{name}.state")).ok()?;
+        let snap = Snapshot::decode(&text);
+        let live = folder.is_locked(name) && same_process(snap.keepup_pid, snap.keepup_start);
+        Some(Entry {
+            name: name.to_string(),
+            snap,
+            live,
+        })
+    }
+
+    /// The state to show: a live instance's own, a final one, or `dead`.
+    fn state(&self) -> &str {
+        if self.live || matches!(self.snap.state.as_str(), "stopped" | "gave-up") {
+            &self.snap.state
+        } else {
+            "dead"
+        }
+    }
+
+    fn child_running(&self) -> bool {
+        self.live
+            && matches!(
+                self.snap.state.as_str(),
+                "starting" | "running" | "stopping"
+            )
+            && self.snap.child_pid > 0
+    }
+}
+
+/// The state folder, `None` when there is none yet (nothing ever ran), or the
+/// exit status after a complaint when it is unsafe.
+fn open_folder() -> Result<Option<Folder>, Status> {
+    match Folder::open(false) {
+        Ok(f) => Ok(Some(f)),
+        Err(FolderError::Unavailable(_)) => Ok(None),
+        Err(FolderError::Unsafe(m)) => {
+            complain(&m);
+            Err(1)
+        }
+    }
+}
+
+pub fn run(verb: &str, args: Vec<OsString>) -> Status {
+    match verb {
+        "status" => status(args),
+        "stop" => stop_or_restart(args, "stop"),
+        "restart" => stop_or_restart(args, "restart"),
+        "logs" => logs(args),
+        "signal" => signal(args),
+        other => usage(&format!(
+            "'keepup {other}' is not supported by this version of keepup yet"
+        )),
+    }
+}
+
+/// A verb's option, owned so the parser can be used again for its value.
+enum Opt {
+    Long(String),
+    Short(char),
+}
+
+impl Opt {
+    fn is(&self, short: Option<char>, long: &str) -> bool {
+        match self {
+            Opt::Long(l) => l == long,
+            Opt::Short(c) => Some(*c) == short,
+        }
+    }
+}
+
+/// Positional words and switches of a verb, with lexopt. `on_opt` returns
+/// whether it knew the option.
+fn words(
+    args: Vec<OsString>,
+    verb: &str,
+    mut on_opt: impl FnMut(&mut lexopt::Parser, &Opt) -> Result<bool, String>,
+) -> Result<Vec<String>, String> {
+    let mut parser = lexopt::Parser::from_iter(std::iter::once(OsString::from(verb)).chain(args));
+    let mut names = vec![];
+    loop {
+        let opt = match parser.next() {
+            Ok(None) => break,
+            Ok(Some(lexopt::Arg::Value(v))) => {
+                names.push(
+                    v.into_string()
+                        .map_err(|_| "a name is not valid UTF-8".to_string())?,
+                );
+                continue;
+            }
+            Ok(Some(lexopt::Arg::Long(l))) => Opt::Long(l.to_string()),
+            Ok(Some(lexopt::Arg::Short(c))) => Opt::Short(c),
+            Err(e) => return Err(e.to_string()),
+        };
+        if !on_opt(&mut parser, &opt)? {
+            let shown = match opt {
+                Opt::Long(l) => format!("--{l}"),
+                Opt::Short(c) => format!("-{c}"),
+            };
+            return Err(format!("unknown option '{shown}' for 'keepup {verb}'"));
+        }
+    }
+    Ok(names)
+}
+
+fn status(args: Vec<OsString>) -> Status {
+    let (mut json, mut watch, mut prune) = (false, false, false);
+    let names = match words(args, "status", |_, opt| {
+        let flag = if opt.is(None, "json") {
+            &mut json
+        } else if opt.is(Some('w'), "watch") {
+            &mut watch
+        } else if opt.is(None, "prune") {
+            &mut prune
+        } else {
+            return Ok(false);
+        };
+        *flag = true;
+        Ok(true)
+    }) {
+        Ok(n) => n,
+        Err(e) => return usage(&e),
+    };
+    let folder = match open_folder() {
+        Ok(f) => f,
+        Err(code) => return code,
+    };
+    if prune {
+        let Some(folder) = folder else { return 0 };
+        for name in folder.names() {
+            if let Some(e) = Entry::load(&folder, &name)
+                && !e.live
+                && folder.remove(&name)
+            {
+                println!("keepup: pruned '{name}' ({})", e.state());
+            }
+        }
+        return 0;
+    }
+    loop {
+        let mut entries = vec![];
+        let mut missing = false;
+        if let Some(folder) = &folder {
+            let wanted = if names.is_empty() {
+                folder.names()
+            } else {
+                names.clone()
+            };
+            for name in &wanted {
+                match Entry::load(folder, name) {
+                    Some(e) => entries.push(e),
+                    None => {
+                        missing = true;
+                        complain(&format!("no instance named '{name}'"));
+                    }
+                }
+            }
+        } else if !names.is_empty() {
+            missing = true;
+            for name in &names {
+                complain(&format!("no instance named '{name}'"));
+            }
+        }
+        let mut sampler = crate::memory::Sampler::default();
+        let rows: Vec<Row> = entries.iter().map(|e| Row::of(e, &mut sampler)).collect();
+        let text = if json { to_json(&rows) } else { table(&rows) };
+        if watch {
+            let tty = crate::sys::isatty(1);
+            let mut out = std::io::stdout().lock();
+            if tty {
+                let _ = out.write_all(b"\x1b[H\x1b[2J");
+            }
+            let _ = out.write_all(text.as_bytes());
+            let _ = out.flush();
+            std::thread::sleep(Duration::from_secs(1));
+            continue;
+        }
+        print!("{text}");
+        return if missing { 1 } else { 0 };
+    }
+}
+
+struct Row {
+    name: String,
+    state: String,
+    pid: Option<i32>,
+    keepup_pid: i32,
+    uptime: Option<Duration>,
+    restarts: u64,
+    memory: Option<u64>,
+    last_exit: String,
+    log: String,
+    ready: bool,
+    probe: String,
+    command: Vec<String>,
+}
+
+impl Row {
+    fn of(e: &Entry, sampler: &mut crate::memory::Sampler) -> Row {
+        let running = e.child_running();
+        let now = crate::logs::clock::wall_now().0;
+        let memory = running.then(|| sampler.sample(e.snap.keepup_pid).bytes);
+        let log = e
+            .snap
+            .log
+            .as_ref()
+            .or(e.snap.out_log.as_ref())
+            .or(e.snap.err_log.as_ref());
+        Row {
+            name: e.name.clone(),
+            state: e.state().to_string(),
+            pid: running.then_some(e.snap.child_pid),
+            keepup_pid: e.snap.keepup_pid,
+            uptime: running.then(|| Duration::from_secs((now - e.snap.started_at).max(0) as u64)),
+            restarts: e.snap.restarts,
+            memory,
+            last_exit: e.snap.last_exit.clone(),
+            log: log.map(|p| p.display().to_string()).unwrap_or_default(),
+            ready: e.live && e.snap.ready,
+            probe: e.snap.probe.clone(),
+            command: e
+                .snap
+                .command
+                .iter()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect(),
+        }
+    }
+}
+
+fn colour(state: &str) -> &'static str {
+    match state {
+        "running" => "\x1b[32m",
+        "starting" | "backoff" | "stopping" => "\x1b[33m",
+        "stopped" => "",
+        _ => "\x1b[31m",
+    }
+}
+
+fn table(rows: &[Row]) -> String {
+    let dash = |s: String| if s.is_empty() { "-".to_string() } else { s };
+    let cells: Vec<[String; 8]> = rows
+        .iter()
+        .map(|r| {
+            [
+                r.name.clone(),
+                r.state.clone(),
+                r.pid.map(|p| p.to_string()).unwrap_or("-".into()),
+                r.uptime.map(format_uptime).unwrap_or("-".into()),
+                r.restarts.to_string(),
+                r.memory.map(format_size).unwrap_or("-".into()),
+                dash(r.last_exit.clone()),
+                dash(r.log.clone()),
+            ]
+        })
+        .collect();
+    let head = [
+        "NAME",
+        "STATE",
+        "PID",
+        "UPTIME",
+        "RESTARTS",
+        "MEMORY",
+        "LAST EXIT",
+        "LOG",
+    ];
+    let mut widths: Vec<usize> = head.iter().map(|h| h.len()).collect();
+    for c in &cells {
+        for (i, v) in c.iter().enumerate() {
+            widths[i] = widths[i].max(v.chars().count());
+        }
+    }
+    let paint = crate::sys::isatty(1) && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let mut out = String::new();
+    let line = |out: &mut String, vals: &[String], state: Option<&str>| {
+        for (i, v) in vals.iter().enumerate() {
+            let pad = widths[i] - v.chars().count();
+            let last = i + 1 == vals.len();
+            if i == 1 && paint {
+                if let Some(s) = state {
+                    out.push_str(colour(s));
+                    out.push_str(v);
+                    out.push_str("\x1b[0m");
+                } else {
+                    out.push_str(v);
+                }
+            } else {
+                out.push_str(v);
+            }
+            if !last {
+                out.push_str(&" ".repeat(pad + 2));
+            }
+        }
+        out.push('\n');
+    };
+    line(&mut out, &head.map(String::from), None);
+    for c in &cells {
+        line(&mut out, c, Some(&c[1]));
+    }
+    out
+}
+
+fn json_str(s: &str) -> String {
+    let mut o = String::from("\"");
+    for ch in s.chars() {
+        match ch {
+            '"' => o.push_str("\\\""),
+            '\\' => o.push_str("\\\\"),
+            '\n' => o.push_str("\\n"),
+            c if (c as u32) < 0x20 => o.push_str(&format!("\\u{:04x}", c as u32)),
+            c => o.push(c),
+        }
+    }
+    o.push('"');
+    o
+}
+
+fn to_json(rows: &[Row]) -> String {
+    let opt = |v: Option<String>| v.unwrap_or("null".into());
+    let items: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            format!(
+                "{{\"name\":{},\"state\":{},\"pid\":{},\"keepup_pid\":{},\"uptime_ms\":{},\"restarts\":{},\"memory_bytes\":{},\"last_exit\":{},\"log\":{},\"ready\":{},\"last_probe\":{},\"command\":[{}]}}",
+                json_str(&r.name),
+                json_str(&r.state),
+                opt(r.pid.map(|p| p.to_string())),
+                r.keepup_pid,
+                opt(r.uptime.map(|u| u.as_millis().to_string())),
+                r.restarts,
+                opt(r.memory.map(|m| m.to_string())),
+                if r.last_exit.is_empty() { "null".into() } else { json_str(&r.last_exit) },
+                if r.log.is_empty() { "null".into() } else { json_str(&r.log) },
+                r.ready,
+                if r.probe.is_empty() { "null".into() } else { json_str(&r.probe) },
+                r.command.iter().map(|a| json_str(a)).collect::<Vec<_>>().join(",")
+            )
+        })
+        .collect();
+    format!("[{}]\n", items.join(","))
+}
+
+/// The live instance NAME, or a complaint and `None`.
+fn live(folder: Option<&Folder>, name: &str) -> Option<Entry> {
+    let e = folder.and_then(|f| Entry::load(f, name));
+    match e {
+        Some(e) if e.live => Some(e),
+        _ => {
+            complain(&format!("'{name}' is not running"));
+            None
+        }
+    }
+}
+
+fn stop_or_restart(args: Vec<OsString>, verb: &str) -> Status {
+    let names = match words(args, verb, |_, _| Ok(false)) {
+        Ok(n) if !n.is_empty() => n,
+        Ok(_) => return usage(&format!("missing instance name: keepup {verb} NAME...")),
+        Err(e) => return usage(&e),
+    };
+    let folder = match open_folder() {
+        Ok(f) => f,
+        Err(code) => return code,
+    };
+    let mut status = 0;
+    for name in &names {
+        let Some(entry) = live(folder.as_ref(), name) else {
+            status = 1;
+            continue;
+        };
+        let folder = folder.as_ref().expect("live implies a folder");
+        if let Err(e) = folder.send(name, verb) {
+            complain(&format!(
+                "cannot reach '{name}': {}",
+                crate::logs::sink::os_reason(&e)
+            ));
+            status = 1;
+            continue;
+        }
+        let budget =
+            Duration::from_millis(entry.snap.kill_timeout_ms) * 2 + Duration::from_secs(10);
+        let deadline = Instant::now() + budget;
+        let done = loop {
+            let now_entry = Entry::load(folder, name);
+            let finished = match verb {
+                "stop" => now_entry.as_ref().is_none_or(|e| !e.live),
+                _ => now_entry.as_ref().is_some_and(|e| {
+                    !e.live
+                        || (e.snap.child_pid != entry.snap.child_pid
+                            && matches!(e.snap.state.as_str(), "running" | "starting"))
+                }),
+            };
+            if finished {
+                break now_entry;
+            }
+            if Instant::now() > deadline {
+                complain(&format!(
+                    "'{name}' did not {verb} within {}",
+                    format_duration(budget)
+                ));
+                status = 1;
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        match (verb, done) {
+            ("stop", Some(e)) => println!(
+                "keepup: {name} stopped ({})",
+                if e.snap.last_exit.is_empty() {
+                    "-".into()
+                } else {
+                    e.snap.last_exit
+                }
+            ),
+            ("restart", Some(e)) if e.live => {
+                println!("keepup: {name} restarted (pid {})", e.snap.child_pid)
+            }
+            ("restart", Some(_)) => {
+                complain(&format!("'{name}' exited during the restart"));
+                status = 1;
+            }
+            _ => {}
+        }
+    }
+    status
+}
+
+fn signal(args: Vec<OsString>) -> Status {
+    let words = match words(args, "signal", |_, _| Ok(false)) {
+        Ok(w) => w,
+        Err(e) => return usage(&e),
+    };
+    let [name, sig] = words.as_slice() else {
+        return usage("usage: keepup signal NAME SIG");
+    };
+    let sig = match parse_signal(sig) {
+        Ok(s) => s,
+        Err(why) => return usage(&format!("invalid signal '{sig}': {why}")),
+    };
+    let folder = match open_folder() {
+        Ok(f) => f,
+        Err(code) => return code,
+    };
+    if live(folder.as_ref(), name).is_none() {
+        return 1;
+    }
+    match folder
+        .as_ref()
+        .map(|f| f.send(name, &format!("signal {sig}")))
+    {
+        Some(Ok(())) => 0,
+        Some(Err(e)) => {
+            complain(&format!(
+                "cannot reach '{name}': {}",
+                crate::logs::sink::os_reason(&e)
+            ));
+            1
+        }
+        None => 1,
+    }
+}
+
+fn logs(args: Vec<OsString>) -> Status {
+    let mut lines = 20usize;
+    let mut follow = false;
+    let names = match words(args, "logs", |p, opt| {
+        if opt.is(Some('n'), "lines") {
+            let v = p.value().map_err(|_| "missing value for -n".to_string())?;
+            let v = v.to_string_lossy().into_owned();
+            lines = v
+                .parse()
+                .map_err(|_| format!("invalid count '{v}' for -n: expected a whole number"))?;
+            Ok(true)
+        } else if opt.is(Some('f'), "follow") {
+            follow = true;
+            Ok(true)
+        } else {
+            Ok(false)
+        }
+    }) {
+        Ok(n) => n,
+        Err(e) => return usage(&e),
+    };
+    let [name] = names.as_slice() else {
+        return usage("usage: keepup logs NAME [-n N] [-f]");
+    };
+    let folder = match open_folder() {
+        Ok(Some(f)) => f,
+        Ok(None) => {
+            complain(&format!("no instance named '{name}'"));
+            return 1;
+        }
+        Err(code) => return code,
+    };
+    let Some(entry) = Entry::load(&folder, name) else {
+        complain(&format!("no instance named '{name}'"));
+        return 1;
+    };
+    let resolve = |p: &PathBuf| {
+        if p.is_absolute() {
+            p.clone()
+        } else {
+            entry.snap.cwd.join(p)
+        }
+    };
+    let files: Vec<PathBuf> = match &entry.snap.log {
+        Some(l) => vec![resolve(l)],
+        None => entry
+            .snap
+            .out_log
+            .iter()
+            .chain(entry.snap.err_log.iter())
+            .map(resolve)
+            .collect(),
+    };
+    if files.is_empty() {
+        complain(&format!(
+            "'{name}' has no log file (start it with --log FILE)"
+        ));
+        return 1;
+    }
+    let mut out = std::io::stdout().lock();
+    for f in &files {
+        let _ = out.write_all(&tail(f, lines));
+    }
+    let _ = out.flush();
+    if !follow {
+        return 0;
+    }
+    let mut followers: Vec<Follower> = files.iter().map(|p| Follower::new(p)).collect();
+    loop {
+        for f in &mut followers {
+            let data = f.poll();
+            if !data.is_empty() {
+                let _ = out.write_all(&data);
+                let _ = out.flush();
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The last `n` lines of a file, reading backwards in blocks.
+fn tail(path: &Path, n: usize) -> Vec<u8> {
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return vec![];
+    };
+    let Ok(len) = f.seek(SeekFrom::End(0)) else {
+        return vec![];
+    };
+    let mut pos = len;
+    let mut buf: Vec<u8> = Vec::new();
+    const BLOCK: u64 = 64 * 1024;
+    while pos > 0 {
+        let start = pos.saturating_sub(BLOCK);
+        let mut chunk = vec![0u8; (pos - start) as usize];
+        if f.seek(SeekFrom::Start(start)).is_err() || f.read_exact(&mut chunk).is_err() {
+            break;
+        }
+        chunk.extend_from_slice(&buf);
+        buf = chunk;
+        pos = start;
+        // n lines need n+1 newlines before them (the last line's own included).
+        if buf.iter().filter(|&&b| b == b'\n').count() > n {
+            break;
+        }
+    }
+    let body = buf.strip_suffix(b"\n").unwrap_or(&buf);
+    let mut cut = 0;
+    let mut seen = 0;
+    for (i, &b) in body.iter().enumerate().rev() {
+        if b == b'\n' {
+            seen += 1;
+            if seen == n {
+                cut = i + 1;
+                break;
+            }
+        }
+    }
+    if n == 0 {
+        return vec![];
+    }
+    buf[cut..].to_vec()
+}
+
+/// Follows a file by name across rotation (rename) and truncation.
+struct Follower {
+    path: PathBuf,
+    file: Option<std::fs::File>,
+    pos: u64,
+    ino: u64,
+}
+
+impl Follower {
+    fn new(path: &Path) -> Follower {
+        use std::os::unix::fs::MetadataExt;
+        let file = std::fs::File::open(path).ok();
+        let (pos, ino) = file
+            .as_ref()
+            .and_then(|f| f.metadata().ok())
+            .map(|m| (m.len(), m.ino()))
+            .unwrap_or((0, 0));
+        Follower {
+            path: path.to_path_buf(),
+            file,
+            pos,
+            ino,
+        }
+    }
+
+    fn poll(&mut self) -> Vec<u8> {
+        use std::os::unix::fs::MetadataExt;
+        let mut out = self.read_new();
+        match std::fs::metadata(&self.path) {
+            Ok(m) if m.ino() != self.ino => {
+                // Rotated, maybe several times since the last look. First
+                // what the held file got before the rename, then: it is now
+                // FILE.k, and FILE.k-1 .. FILE.1 came after it.
+                out.extend(self.read_new());
+                let numbered = |k: u32| {
+                    let mut p = self.path.clone().into_os_string();
+                    p.push(format!(".{k}"));
+                    PathBuf::from(p)
+                };
+                let held = (1..1000u32)
+                    .map_while(|k| std::fs::metadata(numbered(k)).ok().map(|m| (k, m.ino())))
+                    .find(|&(_, ino)| ino == self.ino)
+                    .map(|(k, _)| k);
+                if let Some(k) = held {
+                    for j in (1..k).rev() {
+                        if let Ok(mut f) = std::fs::File::open(numbered(j)) {
+                            let _ = f.read_to_end(&mut out);
+                        }
+                    }
+                }
+                self.file = std::fs::File::open(&self.path).ok();
+                self.ino = self
+                    .file
+                    .as_ref()
+                    .and_then(|f| f.metadata().ok())
+                    .map_or(m.ino(), |m| m.ino());
+                self.pos = 0;
+                out.extend(self.read_new());
+            }
+            Ok(m) if m.len() < self.pos => {
+                self.pos = 0;
+                out.extend(self.read_new());
+            }
+            _ => {}
+        }
+        out
+    }
+
+    fn read_new(&mut self) -> Vec<u8> {
+        let mut v = vec![];
+        if let Some(f) = &mut self.file
+            && f.seek(SeekFrom::Start(self.pos)).is_ok()
+        {
+            let _ = f.read_to_end(&mut v);
+            self.pos += v.len() as u64;
+        }
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tail_lines() {
+        let dir = std::env::temp_dir().join(format!("keepup-tail-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let p = dir.join("f");
+        let text: String = (0..100_000).map(|i| format!("line {i}\n")).collect();
+        std::fs::write(&p, &text).unwrap();
+        assert_eq!(tail(&p, 2), b"line 99998\nline 99999\n");
+        assert_eq!(tail(&p, 0), b"");
+        std::fs::write(&p, "a\nb").unwrap();
+        assert_eq!(tail(&p, 1), b"b");
+        assert_eq!(tail(&p, 5), b"a\nb");
+        std::fs::write(&p, "").unwrap();
+        assert_eq!(tail(&p, 3), b"");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn json_escapes() {
+        assert_eq!(json_str("a\"b\\c\nd\u{1}"), "\"a\\\"b\\\\c\\nd\\u0001\"");
+    }
+}

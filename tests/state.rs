@@ -1,0 +1,391 @@
+//! Instances: names, the state folder, and the status / stop / restart /
+//! logs / signal verbs, `--detach` (SPEC section 7).
+mod util;
+use std::path::Path;
+use std::time::Duration;
+use util::*;
+
+/// A verb run against the state folder `home`.
+fn verb(home: &Path, args: &[&str]) -> Finished {
+    keepup(args).env("KEEPUP_HOME", home).run()
+}
+
+/// Starts `--detach`ed instance NAME running `script`, returning its status line.
+fn detached(home: &Path, name: &str, extra: &[&str], script: &str) -> Finished {
+    let mut a = vec!["-d", "-n", name];
+    a.extend_from_slice(extra);
+    keepup(with_sh(&a, script)).env("KEEPUP_HOME", home).run()
+}
+
+fn json_field(json: &str, name: &str, field: &str) -> String {
+    let out = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import json, sys; d = {e['name']: e for e in json.load(sys.stdin)}; print(json.dumps(d[sys.argv[1]][sys.argv[2]]))",
+            name,
+            field,
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(json.as_bytes())?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "not valid JSON or no such field: {json}"
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn stop_all(home: &Path, names: &[&str]) {
+    let mut a = vec!["stop"];
+    a.extend_from_slice(names);
+    verb(home, &a);
+}
+
+#[test]
+fn detach_status_and_stop() {
+    let home = TempDir::new();
+    let log = home.s("logs/web.log");
+    let f = detached(
+        &home.0,
+        "web",
+        &["--log", &log],
+        "while :; do echo tick; sleep 0.1; done",
+    );
+    f.expect_code(0);
+    f.check(
+        f.stdout.starts_with("keepup: web started (pid "),
+        "start line",
+    );
+    f.check(f.elapsed < Duration::from_secs(5), "returns at once");
+
+    let s = verb(&home.0, &["status"]);
+    s.expect_code(0);
+    let row = s
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("web "))
+        .unwrap_or_else(|| panic!("{s}"));
+    let cols: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(cols[1], "running", "{s}");
+    let pid: i32 = cols[2].parse().unwrap();
+    assert!(alive(pid));
+    assert!(s.stdout.starts_with("NAME "), "{s}");
+    assert!(row.ends_with(&log), "{s}");
+
+    let j = verb(&home.0, &["status", "--json", "web"]);
+    j.expect_code(0);
+    assert_eq!(json_field(&j.stdout, "web", "state"), "\"running\"");
+    assert_eq!(json_field(&j.stdout, "web", "pid"), pid.to_string());
+    assert_eq!(json_field(&j.stdout, "web", "restarts"), "0");
+    let mem: u64 = json_field(&j.stdout, "web", "memory_bytes")
+        .parse()
+        .unwrap();
+    assert!(mem > 100_000, "memory of the tree read live: {mem}");
+    let keepup_pid: i32 = json_field(&j.stdout, "web", "keepup_pid").parse().unwrap();
+
+    let stop = verb(&home.0, &["stop", "web"]);
+    stop.expect_code(0);
+    // `stop` returns only once keepup has exited.
+    assert!(!alive(keepup_pid), "keepup still alive after stop returned");
+    assert!(!alive(pid));
+    let s = verb(&home.0, &["status", "--json"]);
+    assert_eq!(json_field(&s.stdout, "web", "state"), "\"stopped\"");
+    // A stopped name can be reused, and --prune removes it.
+    let p = verb(&home.0, &["status", "--prune"]);
+    p.check(p.stdout.contains("pruned 'web'"), "prune");
+    assert_eq!(verb(&home.0, &["status", "--json"]).stdout.trim(), "[]");
+}
+
+#[test]
+fn detach_reports_start_failures() {
+    let home = TempDir::new();
+    let f = keepup(["-d", "-n", "x", "--", "/no/such/program"])
+        .env("KEEPUP_HOME", &home.0)
+        .run();
+    f.expect_code(127);
+    f.check(f.stderr.contains("cannot run '/no/such/program'"), "reason");
+    let f = keepup(["-d", "--delay", "7", "true"])
+        .env("KEEPUP_HOME", &home.0)
+        .run();
+    f.expect_code(2);
+}
+
+#[test]
+fn duplicate_name_refused_and_reusable_after_kill_9() {
+    let home = TempDir::new();
+    detached(&home.0, "api", &[], "exec sleep 100").expect_code(0);
+    let j = verb(&home.0, &["status", "--json"]);
+    let kp: i32 = json_field(&j.stdout, "api", "keepup_pid").parse().unwrap();
+    let f = keepup(with_sh(&["-n", "api"], "exit 0"))
+        .env("KEEPUP_HOME", &home.0)
+        .run();
+    f.expect_code(1);
+    assert_eq!(
+        f.stderr.trim(),
+        format!("keepup: 'api' is already running (pid {kp})")
+    );
+    let f = detached(&home.0, "api", &[], "exit 0");
+    f.expect_code(1);
+    // A SIGKILLed keepup leaves its lock to the kernel: the name is free at once.
+    unsafe { libc::kill(kp, libc::SIGKILL) };
+    wait_for("keepup gone", Duration::from_secs(10), || !alive(kp));
+    let s = verb(&home.0, &["status", "--json"]);
+    assert_eq!(json_field(&s.stdout, "api", "state"), "\"dead\"");
+    detached(&home.0, "api", &[], "exec sleep 100").expect_code(0);
+    stop_all(&home.0, &["api"]);
+}
+
+#[test]
+fn restart_replaces_the_child_without_counting_a_crash() {
+    let home = TempDir::new();
+    let log = home.s("a.log");
+    detached(&home.0, "w", &["--log", &log], "exec sleep 100").expect_code(0);
+    let j = verb(&home.0, &["status", "--json"]);
+    let old: i32 = json_field(&j.stdout, "w", "pid").parse().unwrap();
+    let r = verb(&home.0, &["restart", "w"]);
+    r.expect_code(0);
+    let j = verb(&home.0, &["status", "--json"]);
+    let new: i32 = json_field(&j.stdout, "w", "pid").parse().unwrap();
+    assert_ne!(old, new);
+    assert!(!alive(old));
+    assert_eq!(json_field(&j.stdout, "w", "state"), "\"running\"");
+    let text = read(&home.path("a.log"));
+    assert!(text.contains("restart requested"), "{text}");
+    assert!(
+        !text.contains("unstable"),
+        "a requested restart is not a crash:\n{text}"
+    );
+    stop_all(&home.0, &["w"]);
+}
+
+#[test]
+fn unknown_or_dead_names_exit_1() {
+    let home = TempDir::new();
+    for v in ["stop", "restart"] {
+        let f = verb(&home.0, &[v, "ghost"]);
+        f.expect_code(1);
+        assert_eq!(f.stderr.trim(), "keepup: 'ghost' is not running");
+    }
+    verb(&home.0, &["signal", "ghost", "HUP"]).expect_code(1);
+    verb(&home.0, &["status", "ghost"]).expect_code(1);
+    verb(&home.0, &["signal", "ghost", "NOPE"]).expect_code(2);
+    verb(&home.0, &["stop"]).expect_code(2);
+}
+
+/// A state file left by a keepup that died, whose pid now belongs to another
+/// process: shown `dead`, and that process is never signalled.
+#[test]
+fn stale_entry_with_reused_pid_is_never_signalled() {
+    let home = TempDir::new();
+    std::fs::create_dir_all(&home.0).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&home.0, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let mut bystander = std::process::Command::new("sleep")
+        .arg("100")
+        .spawn()
+        .unwrap();
+    let pid = bystander.id() as i32;
+    let state = format!(
+        "name=old\nkeepup_pid={pid}\nkeepup_start=1\nchild_pid={pid}\nstate=running\nrestarts=0\nlast_exit=\nrss=\nstarted_at=0\nlog=\nout_log=\nerr_log=\ncwd=/\nready=1\nprobe=\nkill_timeout_ms=100\narg0=x\n"
+    );
+    std::fs::write(home.path("old.state"), state).unwrap();
+    let j = verb(&home.0, &["status", "--json"]);
+    assert_eq!(json_field(&j.stdout, "old", "state"), "\"dead\"");
+    verb(&home.0, &["stop", "old"]).expect_code(1);
+    verb(&home.0, &["restart", "old"]).expect_code(1);
+    verb(&home.0, &["signal", "old", "KILL"]).expect_code(1);
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(alive(pid), "a stale entry's pid was signalled");
+    let p = verb(&home.0, &["status", "--prune"]);
+    p.check(p.stdout.contains("pruned 'old' (dead)"), "prune");
+    assert!(alive(pid));
+    let _ = bystander.kill();
+    let _ = bystander.wait();
+}
+
+#[test]
+fn signal_verb_reaches_the_group() {
+    let home = TempDir::new();
+    let got = home.s("got");
+    detached(
+        &home.0,
+        "s",
+        &[],
+        &format!("trap 'echo usr1 >> {got}' USR1; while :; do sleep 0.05; done"),
+    )
+    .expect_code(0);
+    verb(&home.0, &["signal", "s", "USR1"]).expect_code(0);
+    wait_for("USR1 delivered", Duration::from_secs(10), || {
+        read(&home.path("got")).contains("usr1")
+    });
+    stop_all(&home.0, &["s"]);
+}
+
+#[test]
+fn logs_tail_and_follow_across_rotation() {
+    let home = TempDir::new();
+    let log = home.s("a.log");
+    let go = home.path("go");
+    let script = format!(
+        "i=0; while [ $i -lt 50 ]; do echo early $i; i=$((i+1)); done; \
+         while [ ! -e {} ]; do sleep 0.02; done; \
+         i=0; while [ $i -lt 400 ]; do echo \"late $i padding padding padding padding\"; i=$((i+1)); done; exec sleep 100",
+        go.display()
+    );
+    detached(
+        &home.0,
+        "l",
+        &["--log", &log, "--log-max-size", "4K", "--log-keep", "20"],
+        &script,
+    )
+    .expect_code(0);
+    wait_for("early lines", Duration::from_secs(10), || {
+        read(&home.path("a.log")).contains("early 49")
+    });
+    let t = verb(&home.0, &["logs", "l", "-n", "3"]);
+    t.expect_code(0);
+    let lines: Vec<&str> = t.stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{t}");
+    assert!(lines[2].ends_with(" out early 49"), "{t}");
+
+    let follower = keepup(["logs", "l", "-f", "-n", "0"])
+        .env("KEEPUP_HOME", &home.0)
+        .spawn();
+    std::thread::sleep(Duration::from_millis(400));
+    std::fs::write(&go, "").unwrap();
+    wait_for("all late lines written", Duration::from_secs(10), || {
+        std::fs::read_dir(&home.0)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with("a.log"))
+            .any(|e| read(&e.path()).contains("late 399 "))
+    });
+    std::thread::sleep(Duration::from_millis(800));
+    follower.signal(libc::SIGTERM);
+    let f = follower.finish();
+    let late: Vec<u32> = f
+        .stdout
+        .lines()
+        .filter_map(|l| l.split(" out late ").nth(1))
+        .map(|t| t.split(' ').next().unwrap().parse().unwrap())
+        .collect();
+    assert!(home.path("a.log.1").exists(), "the log rotated");
+    assert_eq!(
+        late,
+        (0..400).collect::<Vec<u32>>(),
+        "follow missed lines across rotation\n{f}"
+    );
+    stop_all(&home.0, &["l"]);
+}
+
+#[test]
+fn state_folder_is_private_and_never_follows_symlinks() {
+    let home = TempDir::new();
+    let dir = home.path("state");
+    let target = home.path("target");
+    std::fs::write(&target, "untouched").unwrap();
+    std::fs::create_dir(&dir).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::os::unix::fs::symlink(&target, dir.join("p.state")).unwrap();
+    keepup(with_sh(&["-n", "p", "--restart", "never"], "exit 0"))
+        .env("KEEPUP_HOME", &dir)
+        .run()
+        .expect_code(0);
+    assert_eq!(read(&target), "untouched", "followed a planted symlink");
+    assert!(read(&dir.join("p.state")).contains("state=stopped"));
+
+    // Created 0700 when missing.
+    let fresh = home.path("fresh");
+    keepup(with_sh(&["--restart", "never"], "exit 0"))
+        .env("KEEPUP_HOME", &fresh)
+        .run()
+        .expect_code(0);
+    let mode = std::fs::metadata(&fresh).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o700);
+
+    // A folder writable by others is refused.
+    let open = home.path("open");
+    std::fs::create_dir(&open).unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let f = keepup(with_sh(&[], "exit 0"))
+        .env("KEEPUP_HOME", &open)
+        .run();
+    f.expect_code(1);
+    f.check(f.stderr.contains("is writable by others"), "reason");
+}
+
+/// On a read-only file system keepup warns once and supervises on.
+#[test]
+fn read_only_state_folder_warns_and_supervises() {
+    let home = TempDir::new();
+    let ro = home.path("ro");
+    std::fs::create_dir(&ro).unwrap();
+    let script = format!(
+        "mount -t tmpfs -o ro,mode=0700 none {ro} && KEEPUP_HOME={ro} {BIN} --delay 10ms --max-restarts 2 -- sh -c 'exit 3'",
+        ro = ro.display()
+    );
+    let out = std::process::Command::new("unshare")
+        .args(["--mount", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if stderr.contains("mount:") || stderr.contains("unshare:") {
+        eprintln!("skipped: cannot mount a read-only tmpfs here: {stderr}");
+        return;
+    }
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert_eq!(
+        stderr.matches("Read-only file system").count(),
+        1,
+        "{stderr}"
+    );
+    assert_eq!(stderr.matches("started pid").count(), 3, "{stderr}");
+}
+
+#[test]
+fn three_instances_from_one_script() {
+    let home = TempDir::new();
+    let script = format!(
+        "set -e
+         k={BIN}
+         $k -d -n web -- sh -c 'while :; do sleep 0.1; done'
+         $k -d -n worker -- sh -c 'while :; do sleep 0.1; done'
+         $k -d -n flaky --min-uptime 5s --max-restarts unlimited -- sh -c 'sleep 0.05; exit 1'
+         $k status
+         for n in web worker flaky; do $k stop $n; done
+         $k status --json"
+    );
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(&script)
+        .env("KEEPUP_HOME", &home.0)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for name in ["web", "worker", "flaky"] {
+        assert!(
+            stdout.contains(&format!("keepup: {name} started")),
+            "{stdout}"
+        );
+        assert!(
+            stdout.contains(&format!("keepup: {name} stopped")),
+            "{stdout}"
+        );
+    }
+    let json = stdout.lines().last().unwrap();
+    for name in ["web", "worker", "flaky"] {
+        assert_eq!(json_field(json, name, "state"), "\"stopped\"", "{stdout}");
+    }
+}
