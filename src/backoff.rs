@@ -50,6 +50,9 @@ pub enum RunEnd {
     /// keepup was told to stop (signal, `keepup stop`), or the user pressed
     /// Ctrl-C on an interactive child.
     Shutdown,
+    /// Not ready within `--ready-timeout`: stopped, and handled as a crash
+    /// that is always unstable.
+    NotReady,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -99,7 +102,7 @@ pub fn decide(
     end: RunEnd,
     uptime: Duration,
 ) -> Decision {
-    let stable = uptime >= policy.min_uptime;
+    let stable = uptime >= policy.min_uptime && end != RunEnd::NotReady;
     match end {
         RunEnd::Shutdown => return Decision::Exit,
         RunEnd::Requested => {
@@ -109,6 +112,11 @@ pub fn decide(
             };
         }
         RunEnd::FaultRestart | RunEnd::Exited => {}
+        RunEnd::NotReady => {
+            if policy.restart == RestartPolicy::Never {
+                return Decision::Exit;
+            }
+        }
     }
     if end == RunEnd::Exited {
         let wanted = match policy.restart {
@@ -306,5 +314,37 @@ mod tests {
         assert_eq!(d, Decision::GiveUp);
         let d = decide(&p, &[0], &mut c, kill, RunEnd::Shutdown, SHORT);
         assert_eq!(d, Decision::Exit);
+    }
+
+    #[test]
+    fn not_ready_is_an_unstable_crash() {
+        let p = Policy {
+            max_restarts: Some(1),
+            ..policy()
+        };
+        let mut c = Counters::default();
+        let kill = ExitKind::Signal(15);
+        // Even a long wait for readiness counts as unstable, with backoff.
+        let d = decide(&p, &[0], &mut c, kill, RunEnd::NotReady, LONG);
+        assert_eq!(d, Decision::Restart { after: p.delay });
+        assert_eq!(
+            decide(&p, &[0], &mut c, kill, RunEnd::NotReady, LONG),
+            Decision::GiveUp
+        );
+        let never = Policy {
+            restart: RestartPolicy::Never,
+            ..policy()
+        };
+        assert_eq!(
+            decide(
+                &never,
+                &[0],
+                &mut Counters::default(),
+                kill,
+                RunEnd::NotReady,
+                LONG
+            ),
+            Decision::Exit
+        );
     }
 }

@@ -30,6 +30,8 @@ pub struct SpawnSpec<'a> {
     /// keepup holds the terminal's foreground: hand it to the child.
     pub take_terminal: bool,
     pub inherited: Inherited,
+    /// `--ready-fd`: (the pipe's write end here, the fd number in the child).
+    pub ready_fd: Option<(std::os::fd::RawFd, i32)>,
 }
 
 pub struct Spawned {
@@ -82,6 +84,7 @@ pub fn spawn(spec: &SpawnSpec) -> Result<Spawned, SpawnError> {
     }
     let inherited = spec.inherited;
     let take_terminal = spec.take_terminal && spec.own_group;
+    let ready_fd = spec.ready_fd;
     // SAFETY: getpid has no arguments.
     let keepup_pid = unsafe { libc::getpid() };
     // SAFETY: the closure makes only async-signal-safe calls (sigprocmask,
@@ -102,6 +105,15 @@ pub fn spawn(spec: &SpawnSpec) -> Result<Spawned, SpawnError> {
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
             if libc::getppid() != keepup_pid {
                 libc::_exit(1);
+            }
+            if let Some((src, target)) = ready_fd {
+                // dup2 leaves the new descriptor without close-on-exec; when
+                // the numbers are equal, clear the flag by hand.
+                if src == target {
+                    libc::fcntl(src, libc::F_SETFD, 0);
+                } else {
+                    libc::dup2(src, target);
+                }
             }
             inherited.restore_in_child();
             Ok(())

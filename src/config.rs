@@ -39,21 +39,33 @@ pub struct Config {
     pub parent_death: Option<i32>,
     pub detach: bool,
     pub logs: LogConfig,
+    pub probes: Probes,
 }
 
-/// Options that are parsed but belong to features not built yet: refused
-/// with a clear line rather than silently ignored.
-const NOT_YET: &[&str] = &[
-    "ready-port",
-    "ready-cmd",
-    "ready-fd",
-    "ready-timeout",
-    "health-cmd",
-    "health-http",
-    "health-interval",
-    "health-timeout",
-    "health-retries",
-];
+/// How a run becomes ready (SPEC section 8). With none of these options a
+/// child is ready once started.
+#[derive(Clone, Debug)]
+pub enum ReadyCheck {
+    Port(u16),
+    Command(String),
+    Fd(i32),
+}
+
+#[derive(Clone, Debug)]
+pub enum HealthCheck {
+    Command(String),
+    Http(crate::probe::HttpTarget),
+}
+
+#[derive(Clone, Debug)]
+pub struct Probes {
+    pub ready: Option<ReadyCheck>,
+    pub ready_timeout: Duration,
+    pub health: Option<HealthCheck>,
+    pub health_interval: Duration,
+    pub health_timeout: Duration,
+    pub health_retries: u32,
+}
 
 struct Reader<'a> {
     settings: &'a Settings,
@@ -139,14 +151,6 @@ impl Config {
         let r = Reader {
             settings: &settings,
         };
-        for long in NOT_YET {
-            if let Some((_, origin)) = r.raw(long) {
-                return Err(UsageError(format!(
-                    "{origin} is not supported by this version of keepup yet"
-                )));
-            }
-        }
-
         let restart = r.parsed("restart", "always", "restart policy", |v| match v {
             "always" => Ok(RestartPolicy::Always),
             "on-failure" => Ok(RestartPolicy::OnFailure),
@@ -242,8 +246,98 @@ impl Config {
             parent_death,
             detach: r.flag("detach"),
             logs,
+            probes: probes(&r)?,
         })
     }
+}
+
+fn probes(r: &Reader) -> Result<Probes, UsageError> {
+    let only_one = |names: &[&str]| -> Result<(), UsageError> {
+        let given: Vec<&str> = names
+            .iter()
+            .filter_map(|n| r.raw(n).map(|(_, o)| o))
+            .collect();
+        if given.len() > 1 {
+            return Err(UsageError(format!(
+                "{} and {} cannot be used together: choose one",
+                given[0], given[1]
+            )));
+        }
+        Ok(())
+    };
+    only_one(&["ready-port", "ready-cmd", "ready-fd"])?;
+    only_one(&["health-cmd", "health-http"])?;
+    let command = |v: &str| -> Result<String, String> {
+        if v.trim().is_empty() {
+            Err("the command is empty".into())
+        } else {
+            Ok(v.to_string())
+        }
+    };
+    let ready = if r.raw("ready-port").is_some() {
+        Some(ReadyCheck::Port(r.parsed(
+            "ready-port",
+            "",
+            "port",
+            |v| {
+                v.parse::<u16>()
+                    .ok()
+                    .filter(|&p| p > 0)
+                    .ok_or_else(|| "expected a TCP port from 1 to 65535".to_string())
+            },
+        )?))
+    } else if r.raw("ready-cmd").is_some() {
+        Some(ReadyCheck::Command(r.parsed(
+            "ready-cmd",
+            "",
+            "command",
+            command,
+        )?))
+    } else if r.raw("ready-fd").is_some() {
+        Some(ReadyCheck::Fd(r.parsed(
+            "ready-fd",
+            "",
+            "file descriptor",
+            |v| {
+                v.parse::<i32>()
+                    .ok()
+                    .filter(|&n| (3..=1023).contains(&n))
+                    .ok_or_else(|| {
+                        "expected a number from 3 to 1023 (0, 1 and 2 are stdio)".to_string()
+                    })
+            },
+        )?))
+    } else {
+        None
+    };
+    let health = if r.raw("health-cmd").is_some() {
+        Some(HealthCheck::Command(r.parsed(
+            "health-cmd",
+            "",
+            "command",
+            command,
+        )?))
+    } else if r.raw("health-http").is_some() {
+        Some(HealthCheck::Http(r.parsed(
+            "health-http",
+            "",
+            "URL",
+            crate::probe::HttpTarget::parse,
+        )?))
+    } else {
+        None
+    };
+    Ok(Probes {
+        ready,
+        ready_timeout: r.duration("ready-timeout", "60s")?,
+        health,
+        health_interval: r.duration("health-interval", "10s")?,
+        health_timeout: r.duration("health-timeout", "5s")?,
+        health_retries: r.parsed("health-retries", "3", "count", |v| match parse_count(v) {
+            Ok(0) => Err("at least 1".into()),
+            other => other,
+        })?,
+    })
 }
 
 /// The file name of the command, cleaned into a valid instance name.
@@ -330,7 +424,26 @@ mod tests {
         assert!(e(&["--memory-interval", "1ms", "x"]).contains("at least 10ms"));
         assert!(e(&["--time-format", "%Q", "x"]).starts_with("invalid time format '%Q'"));
         assert!(e(&["--name", "a/b", "x"]).starts_with("invalid name 'a/b' for --name"));
-        assert!(e(&["--ready-port", "80", "x"]).contains("not supported"));
+        assert!(e(&["--ready-port", "0", "x"]).starts_with("invalid port '0' for --ready-port"));
+        assert!(
+            e(&["--ready-fd", "1", "x"]).starts_with("invalid file descriptor '1' for --ready-fd")
+        );
+        assert!(
+            e(&["--health-http", "https://x/", "x"])
+                .starts_with("invalid URL 'https://x/' for --health-http")
+        );
+        assert!(
+            e(&["--health-retries", "0", "x"])
+                .starts_with("invalid count '0' for --health-retries")
+        );
+        assert!(
+            e(&["--ready-port", "80", "--ready-cmd", "true", "x"])
+                .contains("cannot be used together")
+        );
+        assert!(
+            e(&["--ready-timeout", "5", "x"])
+                .starts_with("invalid duration '5' for --ready-timeout")
+        );
         assert!(e(&["--delay", "2s", "--max-delay", "1s", "x"]).contains("shorter than --delay"));
     }
 

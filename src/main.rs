@@ -3,11 +3,13 @@
 //! to the supervisor, and turn the outcome into the one exit status.
 
 mod backoff;
+mod checks;
 mod child;
 mod cli;
 mod config;
 mod logs;
 mod memory;
+mod probe;
 mod reap;
 mod signals;
 mod state;

@@ -12,6 +12,7 @@
 use std::time::{Duration, Instant};
 
 use crate::backoff::{Counters, Decision, ExitKind, RunEnd, decide};
+use crate::checks::{Checks, Event};
 use crate::child::{SpawnError, SpawnSpec, spawn};
 use crate::config::Config;
 use crate::logs::{Logs, Stream};
@@ -82,6 +83,10 @@ pub struct Supervisor {
     snapshot: Snapshot,
     /// `--detach`: where to tell the waiting parent how the first start went.
     detach_notify: Option<std::os::fd::OwnedFd>,
+    /// Readiness and health checks of the current run.
+    checks: Checks,
+    /// Exits the reaper found besides the main child's (probes, orphans).
+    reaped: Vec<(i32, ExitKind)>,
 }
 
 /// How the first start failed: keepup exits with this status.
@@ -115,6 +120,8 @@ impl Supervisor {
             instance,
             snapshot,
             detach_notify,
+            checks: Checks::new(cfg.probes.clone(), inherited),
+            reaped: Vec::new(),
             cfg,
             logs,
             signals,
@@ -177,6 +184,7 @@ impl Supervisor {
             _ => s.child_pid = 0,
         }
         s.ready = state == "running";
+        s.probe = self.checks.last_probe.clone();
         if let Some(warning) = instance.publish(s) {
             self.logs.event(&warning);
         }
@@ -189,6 +197,41 @@ impl Supervisor {
                 std::os::fd::AsRawFd::as_raw_fd(&fd),
                 format!("{message}\n").as_bytes(),
             );
+        }
+    }
+
+    /// Acts on what the readiness and health checks found.
+    fn on_check(&mut self, event: Option<Event>, now: Instant) {
+        let Some(event) = event else { return };
+        match event {
+            Event::Ready(after) => {
+                self.logs
+                    .event(&format!("ready after {}", format_duration(after)));
+                self.publish("running");
+                let pid = self.run.as_ref().map_or(0, |r| r.pid);
+                self.notify_parent(&format!("started {pid}"));
+            }
+            Event::NotReady(after) => {
+                let why = format!("not ready after {}", format_duration(after));
+                self.logs.event(&why);
+                self.notify_parent(&format!("failed 1 '{}' {why}", self.cfg.name));
+                self.begin_stop(RunEnd::NotReady, now);
+            }
+            Event::Unhealthy { failures, last } => {
+                self.logs.event(&format!(
+                    "unhealthy after {failures} failed check{} (last: {last})",
+                    if failures == 1 { "" } else { "s" }
+                ));
+                self.begin_stop(RunEnd::FaultRestart, now);
+            }
+            Event::ProbeChanged => {
+                let state = if self.checks.is_ready() {
+                    "running"
+                } else {
+                    "starting"
+                };
+                self.publish(state);
+            }
         }
     }
 
@@ -237,11 +280,18 @@ impl Supervisor {
             events: libc::POLLIN,
             revents: 0,
         };
+        let [ready_pipe, http] = self.checks.poll_fds();
         let mut fds = [
             pollfd(Some(self.signals.fd())),
             pollfd(out_fd),
             pollfd(err_fd),
             pollfd(ctl_fd),
+            pollfd(ready_pipe.map(|(fd, _)| fd)),
+            libc::pollfd {
+                fd: http.map_or(-1, |(fd, _)| fd),
+                events: http.map_or(0, |(_, ev)| ev),
+                revents: 0,
+            },
         ];
         let timeout = match self.next_deadline() {
             None => -1,
@@ -275,13 +325,24 @@ impl Supervisor {
         if fds[3].revents != 0 {
             self.on_control(now);
         }
+        if fds[4].revents != 0 {
+            let ev = self.checks.on_ready_pipe(now);
+            self.on_check(ev, now);
+        }
+        if fds[5].revents != 0 {
+            let ev = self.checks.on_http(now);
+            self.on_check(ev, now);
+        }
         self.on_time(now);
         self.logs.flush();
     }
 
     fn next_deadline(&self) -> Option<Instant> {
         let phase = match self.phase {
-            Phase::Running => self.next_sample,
+            Phase::Running => [self.next_sample, self.checks.deadline()]
+                .into_iter()
+                .flatten()
+                .min(),
             Phase::Stopping { kill_at } => kill_at,
             Phase::Cleanup {
                 kill_at,
@@ -316,11 +377,20 @@ impl Supervisor {
             .as_ref()
             .filter(|r| r.exit.is_none())
             .map(|r| r.pid);
+        let mut others = std::mem::take(&mut self.reaped);
         self.no_children = crate::reap::reap_all(|pid, kind| {
             if Some(pid) == main_pid {
                 main_exit = Some(kind);
+            } else {
+                others.push((pid, kind));
             }
         });
+        for &(pid, kind) in &others {
+            let ev = self.checks.on_reaped(pid, kind, now);
+            self.on_check(ev, now);
+        }
+        others.clear();
+        self.reaped = others;
         if let Some(kind) = main_exit {
             self.on_child_exit(kind, now);
         } else if let Phase::Cleanup { kill_at, .. } = self.phase {
@@ -338,6 +408,17 @@ impl Supervisor {
     }
 
     fn on_child_exit(&mut self, kind: ExitKind, now: Instant) {
+        if !self.checks.is_ready() {
+            self.notify_parent(&format!(
+                "failed 1 '{}' {} before it was ready",
+                self.cfg.name,
+                match kind {
+                    ExitKind::Code(c) => format!("exited with code {c}"),
+                    ExitKind::Signal(s) => format!("was killed by {}", signal_name(s)),
+                }
+            ));
+        }
+        self.checks.on_end();
         let tty = self.tty;
         let Some(run) = self.run.as_mut() else { return };
         run.exit = Some(kind);
@@ -463,8 +544,14 @@ impl Supervisor {
     fn on_time(&mut self, now: Instant) {
         self.logs.flush_stale(now);
         match self.phase {
-            Phase::Running if self.next_sample.is_some_and(|t| now >= t) => {
-                self.sample_memory(now);
+            Phase::Running => {
+                let ev = self.checks.on_time(now);
+                self.on_check(ev, now);
+                if matches!(self.phase, Phase::Running)
+                    && self.next_sample.is_some_and(|t| now >= t)
+                {
+                    self.sample_memory(now);
+                }
             }
             Phase::Stopping { kill_at: Some(t) } if now >= t => {
                 self.logs.event(&format!(
@@ -587,15 +674,27 @@ impl Supervisor {
     /// Starts a run. Only the first start may fail fatally; later failures
     /// count as unstable runs.
     fn start(&mut self, now: Instant, first: bool) -> Result<(), StartFailure> {
-        let spec = SpawnSpec {
-            command: &self.cfg.command,
-            own_group: self.cfg.own_group,
-            stdout: self.logs.output_for(Stream::Out),
-            stderr: self.logs.output_for(Stream::Err),
-            take_terminal: self.tty,
-            inherited: self.inherited,
+        let ready_pipe = self.checks.ready_pipe_for_child();
+        let spawned = match &ready_pipe {
+            Err(e) => Err(SpawnError::Other(std::io::Error::from_raw_os_error(
+                e.raw_os_error().unwrap_or(libc::EMFILE),
+            ))),
+            Ok(ready) => spawn(&SpawnSpec {
+                command: &self.cfg.command,
+                own_group: self.cfg.own_group,
+                stdout: self.logs.output_for(Stream::Out),
+                stderr: self.logs.output_for(Stream::Err),
+                take_terminal: self.tty,
+                inherited: self.inherited,
+                ready_fd: ready
+                    .as_ref()
+                    .map(|(w, n)| (std::os::fd::AsRawFd::as_raw_fd(w), *n)),
+            }),
         };
-        match spawn(&spec) {
+        // Our copy of the ready pipe's write end goes now, so that the pipe
+        // reports end of file when the child closes its own.
+        drop(ready_pipe);
+        match spawned {
             Ok(child) => {
                 self.logs.attach(child.stdout, child.stderr);
                 self.run = Some(Run {
@@ -612,8 +711,14 @@ impl Supervisor {
                 self.next_sample = self.cfg.max_memory.map(|_| now + self.cfg.memory_interval);
                 self.snapshot.started_at = crate::logs::clock::wall_now().0;
                 self.logs.event(&format!("started pid {}", child.pid));
-                self.publish("running");
-                self.notify_parent(&format!("started {}", child.pid));
+                let ev = self.checks.on_start(now);
+                if self.checks.gated() {
+                    self.publish("starting");
+                } else {
+                    self.publish("running");
+                    self.notify_parent(&format!("started {}", child.pid));
+                }
+                self.on_check(ev, now);
                 Ok(())
             }
             Err(e) => {

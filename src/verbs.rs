@@ -81,6 +81,7 @@ pub fn run(verb: &str, args: Vec<OsString>) -> Status {
         "restart" => stop_or_restart(args, "restart"),
         "logs" => logs(args),
         "signal" => signal(args),
+        "wait" => wait(args),
         other => usage(&format!(
             "'keepup {other}' is not supported by this version of keepup yet"
         )),
@@ -272,7 +273,7 @@ fn colour(state: &str) -> &'static str {
 
 fn table(rows: &[Row]) -> String {
     let dash = |s: String| if s.is_empty() { "-".to_string() } else { s };
-    let cells: Vec<[String; 8]> = rows
+    let cells: Vec<[String; 9]> = rows
         .iter()
         .map(|r| {
             [
@@ -283,6 +284,7 @@ fn table(rows: &[Row]) -> String {
                 r.restarts.to_string(),
                 r.memory.map(format_size).unwrap_or("-".into()),
                 dash(r.last_exit.clone()),
+                dash(r.probe.clone()),
                 dash(r.log.clone()),
             ]
         })
@@ -295,6 +297,7 @@ fn table(rows: &[Row]) -> String {
         "RESTARTS",
         "MEMORY",
         "LAST EXIT",
+        "CHECK",
         "LOG",
     ];
     let mut widths: Vec<usize> = head.iter().map(|h| h.len()).collect();
@@ -490,6 +493,69 @@ fn signal(args: Vec<OsString>) -> Status {
             1
         }
         None => 1,
+    }
+}
+
+/// `keepup wait NAME... [--timeout DUR]`: 0 once every NAME is ready
+/// (`running`), 1 as soon as one is stopped, gave up or is dead, or at the
+/// timeout (60s unless given).
+fn wait(args: Vec<OsString>) -> Status {
+    let mut timeout = Duration::from_secs(60);
+    let names = match words(args, "wait", |p, opt| {
+        if !opt.is(None, "timeout") {
+            return Ok(false);
+        }
+        let v = p
+            .value()
+            .map_err(|_| "missing value for --timeout".to_string())?;
+        let v = v.to_string_lossy().into_owned();
+        timeout = crate::units::parse_duration(&v)
+            .map_err(|why| format!("invalid duration '{v}' for --timeout: {why}"))?;
+        Ok(true)
+    }) {
+        Ok(n) if !n.is_empty() => n,
+        Ok(_) => return usage("missing instance name: keepup wait NAME... [--timeout DUR]"),
+        Err(e) => return usage(&e),
+    };
+    let deadline = Instant::now() + timeout;
+    loop {
+        let folder = match open_folder() {
+            Ok(f) => f,
+            Err(code) => return code,
+        };
+        let mut all_ready = true;
+        for name in &names {
+            // Not there yet: it may still be starting up.
+            let Some(e) = folder.as_ref().and_then(|f| Entry::load(f, name)) else {
+                all_ready = false;
+                continue;
+            };
+            match e.state() {
+                "running" => {}
+                "starting" | "backoff" | "stopping" => all_ready = false,
+                other => {
+                    let last = if e.snap.last_exit.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (last exit: {})", e.snap.last_exit)
+                    };
+                    complain(&format!("'{name}' is {other}{last}"));
+                    return 1;
+                }
+            }
+        }
+        if all_ready {
+            return 0;
+        }
+        if Instant::now() >= deadline {
+            complain(&format!(
+                "timed out after {} waiting for {}",
+                format_duration(timeout),
+                names.join(", ")
+            ));
+            return 1;
+        }
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 

@@ -1,0 +1,339 @@
+//! Readiness and liveness for one run, as deadlines and fds for the
+//! supervisor's poll loop: no thread, no timer of its own. At most one probe
+//! runs at a time; a probe process is a child of keepup like any other
+//! (reaped by the one reaper, which hands its status here) and is killed,
+//! with its process group, at `--health-timeout`.
+
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::time::{Duration, Instant};
+
+use crate::backoff::ExitKind;
+use crate::child::{Output, SpawnSpec, spawn};
+use crate::config::{HealthCheck, Probes, ReadyCheck};
+use crate::probe::{HttpProbe, Outcome, command_outcome};
+use crate::signals::Inherited;
+
+/// Readiness is polled this often while a run is starting.
+const READY_POLL: Duration = Duration::from_millis(100);
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Purpose {
+    Ready,
+    Health,
+}
+
+struct InFlight {
+    purpose: Purpose,
+    /// The probe process (0 for an HTTP probe).
+    pid: i32,
+    http: Option<HttpProbe>,
+    deadline: Instant,
+}
+
+/// What the supervisor must act on.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Event {
+    Ready(Duration),
+    NotReady(Duration),
+    Unhealthy {
+        failures: u32,
+        last: String,
+    },
+    /// The last probe's result changed (for `status`).
+    ProbeChanged,
+}
+
+pub struct Checks {
+    cfg: Probes,
+    inherited: Inherited,
+    started: Option<Instant>,
+    ready: bool,
+    ready_pipe: Option<OwnedFd>,
+    next_ready: Option<Instant>,
+    next_health: Option<Instant>,
+    probe: Option<InFlight>,
+    failures: u32,
+    pub last_probe: String,
+}
+
+impl Checks {
+    pub fn new(cfg: Probes, inherited: Inherited) -> Checks {
+        Checks {
+            cfg,
+            inherited,
+            started: None,
+            ready: false,
+            ready_pipe: None,
+            next_ready: None,
+            next_health: None,
+            probe: None,
+            failures: 0,
+            last_probe: String::new(),
+        }
+    }
+
+    /// Whether runs start in `starting` and wait for a readiness check.
+    pub fn gated(&self) -> bool {
+        self.cfg.ready.is_some()
+    }
+
+    /// For `--ready-fd`: a pipe whose write end becomes the child's fd N.
+    /// Returns (write end, N); the read end stays here.
+    pub fn ready_pipe_for_child(&mut self) -> std::io::Result<Option<(OwnedFd, i32)>> {
+        let Some(ReadyCheck::Fd(n)) = self.cfg.ready else {
+            return Ok(None);
+        };
+        let mut fds = [0; 2];
+        // SAFETY: fds has room for two descriptors.
+        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: fresh descriptors we own.
+        let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        crate::sys::set_nonblocking(r.as_raw_fd())?;
+        self.ready_pipe = Some(r);
+        Ok(Some((w, n)))
+    }
+
+    /// A run has started.
+    pub fn on_start(&mut self, now: Instant) -> Option<Event> {
+        self.started = Some(now);
+        self.failures = 0;
+        match self.cfg.ready {
+            None => self.became_ready(now),
+            Some(ReadyCheck::Fd(_)) => None,
+            Some(_) => {
+                self.next_ready = Some(now);
+                None
+            }
+        }
+    }
+
+    /// The run is over: forget it and kill any probe in flight.
+    pub fn on_end(&mut self) {
+        self.kill_probe();
+        self.started = None;
+        self.ready = false;
+        self.ready_pipe = None;
+        self.next_ready = None;
+        self.next_health = None;
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready
+    }
+
+    fn became_ready(&mut self, now: Instant) -> Option<Event> {
+        self.ready = true;
+        self.next_ready = None;
+        self.ready_pipe = None;
+        if self.cfg.health.is_some() {
+            self.next_health = Some(now + self.cfg.health_interval);
+        }
+        let waited = now.saturating_duration_since(self.started.unwrap_or(now));
+        self.cfg.ready.as_ref().map(|_| Event::Ready(waited))
+    }
+
+    pub fn deadline(&self) -> Option<Instant> {
+        self.started?;
+        let ready_by = (!self.ready && self.gated())
+            .then(|| self.started.map(|s| s + self.cfg.ready_timeout))
+            .flatten();
+        let next = if self.probe.is_some() {
+            None
+        } else if self.ready {
+            self.next_health
+        } else {
+            self.next_ready
+        };
+        [ready_by, next, self.probe.as_ref().map(|p| p.deadline)]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// The fds to poll: (fd, events) for the ready pipe and an HTTP probe.
+    pub fn poll_fds(&self) -> [Option<(RawFd, i16)>; 2] {
+        [
+            self.ready_pipe
+                .as_ref()
+                .map(|p| (p.as_raw_fd(), libc::POLLIN)),
+            self.probe
+                .as_ref()
+                .and_then(|p| p.http.as_ref())
+                .map(|h| (h.fd(), h.events())),
+        ]
+    }
+
+    /// The ready pipe is readable: a newline means ready.
+    pub fn on_ready_pipe(&mut self, now: Instant) -> Option<Event> {
+        let fd = self.ready_pipe.as_ref()?.as_raw_fd();
+        let mut buf = [0u8; 256];
+        loop {
+            match crate::sys::read(fd, &mut buf) {
+                Ok(n) if buf[..n].contains(&b'\n') => return self.became_ready(now),
+                Ok(n) if n > 0 => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return None,
+                // Closed without a newline: not ready by this means; the
+                // ready timeout decides.
+                _ => {
+                    self.ready_pipe = None;
+                    return None;
+                }
+            }
+        }
+    }
+
+    /// The HTTP probe's socket is ready.
+    pub fn on_http(&mut self, now: Instant) -> Option<Event> {
+        let outcome = self.probe.as_mut()?.http.as_mut()?.advance()?;
+        let purpose = self.probe.take().map(|p| p.purpose)?;
+        self.finished(purpose, outcome, now)
+    }
+
+    /// The reaper found `pid`: if it is our probe process, judge it.
+    pub fn on_reaped(&mut self, pid: i32, exit: ExitKind, now: Instant) -> Option<Event> {
+        if self
+            .probe
+            .as_ref()
+            .is_none_or(|p| p.pid != pid || p.pid == 0)
+        {
+            return None;
+        }
+        let purpose = self.probe.take().map(|p| p.purpose)?;
+        self.finished(purpose, command_outcome(exit), now)
+    }
+
+    /// Deadlines: ready timeout, probe timeout, the next probe.
+    pub fn on_time(&mut self, now: Instant) -> Option<Event> {
+        let started = self.started?;
+        if !self.ready && self.gated() && now >= started + self.cfg.ready_timeout {
+            self.kill_probe();
+            self.next_ready = None;
+            self.started = None;
+            return Some(Event::NotReady(self.cfg.ready_timeout));
+        }
+        if let Some(p) = &self.probe {
+            if now >= p.deadline {
+                let purpose = p.purpose;
+                self.kill_probe();
+                return self.finished(purpose, Err("timeout".into()), now);
+            }
+            return None;
+        }
+        if !self.ready && self.next_ready.is_some_and(|t| now >= t) {
+            return match self.cfg.ready.clone() {
+                Some(ReadyCheck::Port(port)) => {
+                    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+                    if std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(50))
+                        .is_ok()
+                    {
+                        self.became_ready(now)
+                    } else {
+                        self.next_ready = Some(now + READY_POLL);
+                        None
+                    }
+                }
+                Some(ReadyCheck::Command(cmd)) => self.launch_command(Purpose::Ready, &cmd, now),
+                _ => None,
+            };
+        }
+        if self.ready && self.next_health.is_some_and(|t| now >= t) {
+            self.next_health = None;
+            return match self.cfg.health.clone() {
+                Some(HealthCheck::Command(cmd)) => self.launch_command(Purpose::Health, &cmd, now),
+                Some(HealthCheck::Http(target)) => match HttpProbe::start(&target) {
+                    Ok(h) => {
+                        self.probe = Some(InFlight {
+                            purpose: Purpose::Health,
+                            pid: 0,
+                            http: Some(h),
+                            deadline: now + self.cfg.health_timeout,
+                        });
+                        None
+                    }
+                    Err(why) => self.finished(Purpose::Health, Err(why), now),
+                },
+                None => None,
+            };
+        }
+        None
+    }
+
+    fn launch_command(&mut self, purpose: Purpose, cmd: &str, now: Instant) -> Option<Event> {
+        let command = ["sh".into(), "-c".into(), cmd.into()];
+        let spec = SpawnSpec {
+            command: &command,
+            own_group: true,
+            stdout: Output::Null,
+            stderr: Output::Null,
+            take_terminal: false,
+            inherited: self.inherited,
+            ready_fd: None,
+        };
+        match spawn(&spec) {
+            Ok(child) => {
+                self.probe = Some(InFlight {
+                    purpose,
+                    pid: child.pid,
+                    http: None,
+                    deadline: now + self.cfg.health_timeout,
+                });
+                None
+            }
+            Err(e) => self.finished(
+                purpose,
+                Err(format!(
+                    "cannot start probe: {}",
+                    crate::logs::sink::os_reason(e.error())
+                )),
+                now,
+            ),
+        }
+    }
+
+    fn kill_probe(&mut self) {
+        if let Some(p) = self.probe.take()
+            && p.pid > 0
+        {
+            // The probe has its own group: take its children with it. Its
+            // status comes back through the reaper and is ignored then.
+            let _ = crate::sys::kill(-p.pid, libc::SIGKILL);
+        }
+    }
+
+    fn finished(&mut self, purpose: Purpose, outcome: Outcome, now: Instant) -> Option<Event> {
+        match purpose {
+            Purpose::Ready => match outcome {
+                Ok(()) => self.became_ready(now),
+                Err(_) => {
+                    self.next_ready = Some(now + READY_POLL);
+                    None
+                }
+            },
+            Purpose::Health => {
+                // The interval counts from the end of the last probe.
+                self.next_health = Some(now + self.cfg.health_interval);
+                let shown = match &outcome {
+                    Ok(()) => "ok".to_string(),
+                    Err(why) => why.clone(),
+                };
+                let changed = shown != self.last_probe;
+                self.last_probe = shown;
+                match outcome {
+                    Ok(()) => self.failures = 0,
+                    Err(last) => {
+                        self.failures += 1;
+                        if self.failures >= self.cfg.health_retries {
+                            let failures = self.failures;
+                            self.failures = 0;
+                            self.next_health = None;
+                            return Some(Event::Unhealthy { failures, last });
+                        }
+                    }
+                }
+                changed.then_some(Event::ProbeChanged)
+            }
+        }
+    }
+}

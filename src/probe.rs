@@ -1,0 +1,376 @@
+//! Readiness and health probes: `sh -c CMD` probe processes (started and
+//! reaped like any child of keepup) and a minimal non-blocking HTTP/1.1 GET
+//! that lives inside the supervisor's poll loop, so a slow server never
+//! blocks the log pump.
+
+use std::io;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+/// A parsed `--health-http` URL, resolved once at start.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpTarget {
+    pub host: String,
+    pub port: u16,
+    pub path: String,
+    pub addr: SocketAddr,
+}
+
+/// Splits `http://host[:port][/path]`. No TLS, no user info.
+pub fn parse_url(url: &str) -> Result<(String, u16, String), String> {
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| "only http:// URLs are supported (no TLS)".to_string())?;
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    if authority.is_empty() || authority.contains('@') {
+        return Err("expected http://host:port/path".into());
+    }
+    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+        let end = v6.find(']').ok_or("unclosed '[' in the host")?;
+        let host = &v6[..end];
+        let port = v6[end + 1..].strip_prefix(':');
+        (host.to_string(), port)
+    } else {
+        match authority.rsplit_once(':') {
+            Some((h, p)) => (h.to_string(), Some(p)),
+            None => (authority.to_string(), None),
+        }
+    };
+    let port = match port {
+        None => 80,
+        Some(p) => p
+            .parse::<u16>()
+            .ok()
+            .filter(|&p| p > 0)
+            .ok_or_else(|| format!("invalid port '{p}'"))?,
+    };
+    if host.is_empty() {
+        return Err("missing host".into());
+    }
+    if path.bytes().any(|b| b <= b' ' || b == 0x7f) {
+        return Err("the path has spaces or control characters".into());
+    }
+    Ok((host, port, path.to_string()))
+}
+
+impl HttpTarget {
+    pub fn parse(url: &str) -> Result<HttpTarget, String> {
+        let (host, port, path) = parse_url(url)?;
+        let addr = (host.as_str(), port)
+            .to_socket_addrs()
+            .map_err(|e| format!("cannot resolve '{host}': {e}"))?
+            .next()
+            .ok_or_else(|| format!("cannot resolve '{host}'"))?;
+        Ok(HttpTarget {
+            host,
+            port,
+            path,
+            addr,
+        })
+    }
+}
+
+/// The status code of an HTTP/1.x status line (`HTTP/1.1 503 Service Unavailable`).
+pub fn parse_status_line(line: &[u8]) -> Option<u16> {
+    let line = std::str::from_utf8(line).ok()?;
+    let mut parts = line.split(' ');
+    let version = parts.next()?;
+    if !version.starts_with("HTTP/1.") {
+        return None;
+    }
+    let code = parts.next()?;
+    if code.len() != 3 {
+        return None;
+    }
+    code.parse().ok().filter(|c| (100..=599).contains(c))
+}
+
+enum Stage {
+    Connecting,
+    Sending(usize),
+    Reading(Vec<u8>),
+}
+
+/// One GET in flight.
+pub struct HttpProbe {
+    sock: OwnedFd,
+    stage: Stage,
+    request: Vec<u8>,
+}
+
+/// The outcome of a probe: `Ok` healthy, `Err` the reason it failed
+/// (`exit 1`, `timeout`, `HTTP 503`, `connection refused`).
+pub type Outcome = Result<(), String>;
+
+fn sockaddr(addr: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
+    // SAFETY: sockaddr_storage is plain data large enough for either family.
+    let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let len = match addr {
+        SocketAddr::V4(a) => {
+            let sin = libc::sockaddr_in {
+                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_port: a.port().to_be(),
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from_ne_bytes(a.ip().octets()),
+                },
+                sin_zero: [0; 8],
+            };
+            // SAFETY: sockaddr_in fits in sockaddr_storage.
+            unsafe { std::ptr::write((&mut ss as *mut libc::sockaddr_storage).cast(), sin) };
+            std::mem::size_of::<libc::sockaddr_in>()
+        }
+        SocketAddr::V6(a) => {
+            let sin6 = libc::sockaddr_in6 {
+                sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                sin6_port: a.port().to_be(),
+                sin6_flowinfo: a.flowinfo(),
+                sin6_addr: libc::in6_addr {
+                    s6_addr: a.ip().octets(),
+                },
+                sin6_scope_id: a.scope_id(),
+            };
+            // SAFETY: sockaddr_in6 fits in sockaddr_storage.
+            unsafe { std::ptr::write((&mut ss as *mut libc::sockaddr_storage).cast(), sin6) };
+            std::mem::size_of::<libc::sockaddr_in6>()
+        }
+    };
+    (ss, len as libc::socklen_t)
+}
+
+fn reason(e: &io::Error) -> String {
+    match e.raw_os_error() {
+        Some(libc::ECONNREFUSED) => "connection refused".into(),
+        Some(libc::ECONNRESET) => "connection reset".into(),
+        _ => crate::logs::sink::os_reason(e).to_lowercase(),
+    }
+}
+
+impl HttpProbe {
+    /// Starts a non-blocking connect. `Err` is an immediate failure.
+    pub fn start(target: &HttpTarget) -> Result<HttpProbe, String> {
+        let family = if target.addr.is_ipv4() {
+            libc::AF_INET
+        } else {
+            libc::AF_INET6
+        };
+        // SAFETY: plain socket call.
+        let fd = unsafe {
+            libc::socket(
+                family,
+                libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+                0,
+            )
+        };
+        if fd < 0 {
+            return Err(reason(&io::Error::last_os_error()));
+        }
+        // SAFETY: fresh descriptor.
+        let sock = unsafe { OwnedFd::from_raw_fd(fd) };
+        let (ss, len) = sockaddr(&target.addr);
+        // SAFETY: ss holds a valid address of length len.
+        let r = unsafe { libc::connect(fd, (&ss as *const libc::sockaddr_storage).cast(), len) };
+        if r != 0 {
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() != Some(libc::EINPROGRESS) {
+                return Err(reason(&e));
+            }
+        }
+        let host = if target.host.contains(':') {
+            format!("[{}]", target.host)
+        } else {
+            target.host.clone()
+        };
+        let request = format!(
+            "GET {} HTTP/1.1\r\nHost: {host}:{}\r\nUser-Agent: keepup\r\nConnection: close\r\n\r\n",
+            target.path, target.port
+        )
+        .into_bytes();
+        Ok(HttpProbe {
+            sock,
+            stage: Stage::Connecting,
+            request,
+        })
+    }
+
+    pub fn fd(&self) -> RawFd {
+        self.sock.as_raw_fd()
+    }
+
+    /// What poll should wait for.
+    pub fn events(&self) -> i16 {
+        match self.stage {
+            Stage::Connecting | Stage::Sending(_) => libc::POLLOUT,
+            Stage::Reading(_) => libc::POLLIN,
+        }
+    }
+
+    /// Advances after poll said the socket is ready; `Some` when finished.
+    pub fn advance(&mut self) -> Option<Outcome> {
+        let fd = self.sock.as_raw_fd();
+        loop {
+            match &mut self.stage {
+                Stage::Connecting => {
+                    let mut err: libc::c_int = 0;
+                    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+                    // SAFETY: err and len are valid out-pointers.
+                    unsafe {
+                        libc::getsockopt(
+                            fd,
+                            libc::SOL_SOCKET,
+                            libc::SO_ERROR,
+                            (&mut err as *mut libc::c_int).cast(),
+                            &mut len,
+                        )
+                    };
+                    if err != 0 {
+                        return Some(Err(reason(&io::Error::from_raw_os_error(err))));
+                    }
+                    self.stage = Stage::Sending(0);
+                }
+                Stage::Sending(sent) => {
+                    let rest = &self.request[*sent..];
+                    // SAFETY: rest is a valid slice. MSG_NOSIGNAL: no SIGPIPE.
+                    let n = unsafe {
+                        libc::send(fd, rest.as_ptr().cast(), rest.len(), libc::MSG_NOSIGNAL)
+                    };
+                    if n < 0 {
+                        let e = io::Error::last_os_error();
+                        if e.kind() == io::ErrorKind::WouldBlock {
+                            return None;
+                        }
+                        return Some(Err(reason(&e)));
+                    }
+                    *sent += n as usize;
+                    if *sent < self.request.len() {
+                        return None;
+                    }
+                    self.stage = Stage::Reading(Vec::new());
+                    return None;
+                }
+                Stage::Reading(buf) => {
+                    let mut chunk = [0u8; 1024];
+                    match crate::sys::read(fd, &mut chunk) {
+                        Ok(0) => return Some(Err("no HTTP response".into())),
+                        Ok(n) => {
+                            buf.extend_from_slice(&chunk[..n]);
+                            if let Some(end) = buf.windows(2).position(|w| w == b"\r\n") {
+                                return Some(match parse_status_line(&buf[..end]) {
+                                    Some(code) if (200..300).contains(&code) => Ok(()),
+                                    Some(code) => Err(format!("HTTP {code}")),
+                                    None => Err("not an HTTP response".into()),
+                                });
+                            }
+                            if buf.len() > 8192 {
+                                return Some(Err("not an HTTP response".into()));
+                            }
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => return None,
+                        Err(e) => return Some(Err(reason(&e))),
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// How a probe process ended, as a failure reason (or healthy).
+pub fn command_outcome(exit: crate::backoff::ExitKind) -> Outcome {
+    match exit {
+        crate::backoff::ExitKind::Code(0) => Ok(()),
+        crate::backoff::ExitKind::Code(c) => Err(format!("exit {c}")),
+        crate::backoff::ExitKind::Signal(s) => {
+            Err(format!("killed by {}", crate::units::signal_name(s)))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        assert_eq!(
+            parse_url("http://127.0.0.1:8080/health"),
+            Ok(("127.0.0.1".into(), 8080, "/health".into()))
+        );
+        assert_eq!(
+            parse_url("http://localhost"),
+            Ok(("localhost".into(), 80, "/".into()))
+        );
+        assert_eq!(
+            parse_url("http://[::1]:9000/x?y=1"),
+            Ok(("::1".into(), 9000, "/x?y=1".into()))
+        );
+        assert!(parse_url("https://x/").unwrap_err().contains("TLS"));
+        assert!(parse_url("http://:80/").is_err());
+        assert!(parse_url("http://h:0/").is_err());
+        assert!(parse_url("http://h:99999/").is_err());
+        assert!(parse_url("http://u@h/").is_err());
+        assert!(parse_url("http://h/a b").is_err());
+        assert!(parse_url("127.0.0.1:80").is_err());
+    }
+
+    #[test]
+    fn status_lines() {
+        assert_eq!(parse_status_line(b"HTTP/1.1 200 OK"), Some(200));
+        assert_eq!(
+            parse_status_line(b"HTTP/1.0 503 Service Unavailable"),
+            Some(503)
+        );
+        assert_eq!(parse_status_line(b"HTTP/1.1 204"), Some(204));
+        assert_eq!(parse_status_line(b"HTTP/2 200"), None);
+        assert_eq!(parse_status_line(b"HTTP/1.1 2000 OK"), None);
+        assert_eq!(parse_status_line(b"SSH-2.0-OpenSSH"), None);
+        assert_eq!(parse_status_line(b"HTTP/1.1 099 x"), None);
+        assert_eq!(parse_status_line(b"\xff\xfe"), None);
+    }
+
+    #[test]
+    fn probe_against_a_local_server() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || {
+            use std::io::{Read, Write};
+            let (mut s, _) = listener.accept().unwrap();
+            let mut req = [0u8; 1024];
+            let n = s.read(&mut req).unwrap();
+            s.write_all(b"HTTP/1.1 503 Busy\r\n\r\n").unwrap();
+            String::from_utf8_lossy(&req[..n]).into_owned()
+        });
+        let target = HttpTarget::parse(&format!("http://127.0.0.1:{port}/hz")).unwrap();
+        let mut p = HttpProbe::start(&target).unwrap();
+        let outcome = loop {
+            let mut pfd = libc::pollfd {
+                fd: p.fd(),
+                events: p.events(),
+                revents: 0,
+            };
+            unsafe { libc::poll(&mut pfd, 1, 5000) };
+            if let Some(o) = p.advance() {
+                break o;
+            }
+        };
+        assert_eq!(outcome, Err("HTTP 503".into()));
+        let req = server.join().unwrap();
+        assert!(
+            req.starts_with("GET /hz HTTP/1.1\r\nHost: 127.0.0.1:"),
+            "{req}"
+        );
+        drop(p);
+        // Nothing listens now: refused.
+        let refused = HttpProbe::start(&target).and_then(|mut p| {
+            let mut pfd = libc::pollfd {
+                fd: p.fd(),
+                events: p.events(),
+                revents: 0,
+            };
+            unsafe { libc::poll(&mut pfd, 1, 5000) };
+            p.advance().unwrap_or(Ok(())).map(|_| p)
+        });
+        assert_eq!(refused.err(), Some("connection refused".into()));
+    }
+}
