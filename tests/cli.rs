@@ -57,7 +57,15 @@ fn bad_input_exits_2_with_one_line_and_starts_nothing() {
             &["--memory-interval", "1ms"],
             "invalid duration '1ms' for --memory-interval",
         ),
-        (&["--ready-port", "80"], "--ready-port is not supported"),
+        (&["--ready-port", "0"], "invalid port '0' for --ready-port"),
+        (
+            &["--health-http", "ftp://x"],
+            "invalid URL 'ftp://x' for --health-http",
+        ),
+        (
+            &["--ready-fd", "2"],
+            "invalid file descriptor '2' for --ready-fd",
+        ),
     ];
     for (args, want) in cases {
         let mut v: Vec<String> = args.iter().map(|s| s.to_string()).collect();
