@@ -3,17 +3,45 @@ CARGO ?= cargo
 PREFIX ?= /usr/local
 BIN := target/release/keepup
 
-.PHONY: build test lint fmt install demo bench clean
+MUSL := x86_64-unknown-linux-musl
+STATIC := target/$(MUSL)/release/keepup
+
+.PHONY: build static npm-pack test lint fmt install demo bench clean
 
 build:
 	$(CARGO) build --release --locked
 	@ls -l $(BIN) | awk '{print "keepup: " $$5 " bytes (release, stripped)"}'
 
+# The binary the README, the npm package and the container ship: static,
+# musl, no runtime dependency at all.
+static:
+	@rustup target list --installed 2>/dev/null | grep -qx $(MUSL) || rustup target add $(MUSL) >/dev/null 2>&1 || \
+	  { echo "make static: the Rust target $(MUSL) is not installed and 'rustup target add $(MUSL)' failed" >&2; exit 1; }
+	$(CARGO) build --release --locked --target $(MUSL)
+	@ls -l $(STATIC) | awk '{print "keepup (static, musl): " $$5 " bytes"}'
+
+# Tarballs for npm in target/npm: `keepup` and `@keepup/linux-x64`. Falls
+# back to the glibc build (with a warning) where the musl target is missing.
+npm-pack:
+	@set -e; \
+	if $(MAKE) -s static >/dev/null; then bin=$(STATIC); \
+	else echo "npm-pack: no static build here; packing the glibc build" >&2; $(CARGO) build --release --locked -q; bin=$(BIN); fi; \
+	version=$$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1); \
+	rm -rf target/npm; mkdir -p target/npm/stage; \
+	cp -R npm/keepup npm/linux-x64 target/npm/stage/; \
+	install -m 0755 $$bin target/npm/stage/linux-x64/bin/keepup; \
+	for p in keepup linux-x64; do \
+	  node npm/stamp-version.js "target/npm/stage/$$p/package.json" "$$version"; \
+	  (cd target/npm/stage/$$p && npm pack --silent --pack-destination ../.. >/dev/null); \
+	done; \
+	rm -rf target/npm/stage; ls -l target/npm
+
 lint:
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets --locked -- -D warnings
 
-test: lint
+# The npm round trip (tests/npm.rs) installs the tarballs npm-pack makes.
+test: lint npm-pack
 	$(CARGO) test --locked
 
 fmt:

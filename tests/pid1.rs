@@ -124,3 +124,30 @@ fn leftovers_get_a_graceful_stop_before_pid1_exits() {
     f.expect_code(4);
     assert_eq!(read(&dir.path("log")), "up\ngraceful\n", "{f}");
 }
+
+/// `docker stop`: SIGTERM to PID 1, SIGKILL 10 s later. With a
+/// `--kill-timeout` under that, keepup stops an app that ignores SIGTERM
+/// itself and exits first; an app that handles SIGTERM exits cleanly.
+#[test]
+fn docker_stop_within_its_grace_period() {
+    if !unshare_works() {
+        return;
+    }
+    let dir = TempDir::new();
+    let ready = dir.s("ready");
+    let stubborn = format!("trap '' TERM; touch {ready}; while :; do sleep 0.05; done");
+    let k = as_pid1(&with_sh(&["--kill-timeout", "1s"], &stubborn)).spawn();
+    let pid = keepup_pid(k.pid());
+    wait_for("ready", Duration::from_secs(10), || {
+        dir.path("ready").exists()
+    });
+    let sent = std::time::Instant::now();
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    let f = k.finish();
+    f.expect_code(137);
+    let took = sent.elapsed();
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(8),
+        "took {took:?}\n{f}"
+    );
+}

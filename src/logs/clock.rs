@@ -218,7 +218,8 @@ impl Clock {
     fn render_second(&mut self, sec: i64) {
         // SAFETY: tm is plain data; the _r variants write only into it.
         let mut tm: libc::tm = unsafe { std::mem::zeroed() };
-        let t = sec as libc::time_t;
+        // time_t without naming it: libc deprecates the alias on musl.
+        let t = sec as _;
         let ok = unsafe {
             if self.utc {
                 !libc::gmtime_r(&t, &mut tm).is_null()
