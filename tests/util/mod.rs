@@ -259,6 +259,27 @@ impl TempDir {
 
 impl Drop for TempDir {
     fn drop(&mut self) {
+        // A failed test may leave a --detach instance behind in a state
+        // folder here: stop it (TERM to the keepup a state file names, when
+        // that pid is still a keepup) before removing the folder.
+        if let Ok(entries) = std::fs::read_dir(&self.0) {
+            for e in entries.flatten() {
+                if !e.file_name().to_string_lossy().ends_with(".state") {
+                    continue;
+                }
+                let text = read(&e.path());
+                let pid = text
+                    .lines()
+                    .find_map(|l| l.strip_prefix("keepup_pid="))
+                    .and_then(|p| p.parse::<i32>().ok())
+                    .unwrap_or(0);
+                let is_keepup = std::fs::read_link(format!("/proc/{pid}/exe"))
+                    .is_ok_and(|p| p.to_string_lossy().contains("keepup"));
+                if pid > 0 && is_keepup {
+                    unsafe { libc::kill(pid, libc::SIGTERM) };
+                }
+            }
+        }
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
