@@ -1,9 +1,7 @@
 //! Cost of one memory sample (a scan of /proc and the tree sum) with 1, 10,
 //! 100 and 500 processes in the tree. Run on demand: `cargo bench --bench
 //! memory_sample` (bench/memory.sh does, and adds keepup's CPU use).
-#[allow(dead_code, unused_imports)]
-#[path = "../src/memory.rs"]
-mod memory;
+use keepup::memory;
 
 use std::process::{Child, Command};
 use std::time::Instant;

@@ -2,23 +2,8 @@
 //! validate, set up the process (signals, subreaper, parent death), hand over
 //! to the supervisor, and turn the outcome into the one exit status.
 
-mod backoff;
-mod checks;
-mod child;
-mod cli;
-mod config;
-mod logs;
-mod memory;
-mod probe;
-mod reap;
-mod signals;
-mod state;
-mod supervisor;
-mod sys;
-mod units;
-mod verbs;
-
-use cli::Invocation;
+use keepup::cli::Invocation;
+use keepup::{cli, config, logs, reap, signals, state, supervisor, sys, verbs};
 
 fn main() {
     std::process::exit(real_main());

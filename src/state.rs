@@ -163,8 +163,8 @@ impl Folder {
     pub fn write_atomic(&self, name: &str, data: &[u8]) -> io::Result<()> {
         // SAFETY: getpid has no arguments.
         let tmp = format!(".{name}.{}.tmp", unsafe { libc::getpid() });
-        self.unlink(&tmp);
-        let fd = self.openat(&tmp, libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL, 0o600)?;
+        // O_NOFOLLOW (in openat) refuses a symlink planted at the name.
+        let fd = self.openat(&tmp, libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC, 0o600)?;
         if let Err((_, e)) = crate::sys::write_all(fd.as_raw_fd(), data) {
             self.unlink(&tmp);
             return Err(e);

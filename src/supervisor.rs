@@ -27,6 +27,8 @@ const ABANDON_AFTER: Duration = Duration::from_secs(2);
 /// While processes are left in the child's group that keepup cannot reap
 /// (not its children), it checks on them this often.
 const GROUP_RECHECK: Duration = Duration::from_millis(50);
+/// State writes closer together than this are merged (see `publish`).
+const PUBLISH_GAP: Duration = Duration::from_millis(50);
 
 struct Run {
     pid: i32,
@@ -77,6 +79,9 @@ pub struct Supervisor {
     sampler: Sampler,
     next_sample: Option<Instant>,
     last_rss: Option<u64>,
+    /// When the state file was last written, and when a deferred write is due.
+    last_publish: Option<Instant>,
+    publish_due: Option<Instant>,
     sig_buf: Vec<i32>,
     /// The state folder entry, when there is one.
     instance: Option<Instance>,
@@ -141,6 +146,8 @@ impl Supervisor {
             sampler: Sampler::default(),
             next_sample: None,
             last_rss: None,
+            last_publish: None,
+            publish_due: None,
             sig_buf: Vec::with_capacity(64),
         }
     }
@@ -168,10 +175,15 @@ impl Supervisor {
     }
 
     /// Publishes the state for `keepup status`. Best-effort.
+    ///
+    /// In a fast crash loop the state would be rewritten thousands of times a
+    /// second; a write within `PUBLISH_GAP` of the last one is deferred to
+    /// the end of that gap (a deadline like any other), so `status` lags by
+    /// at most that. Final states are written at once.
     fn publish(&mut self, state: &str) {
-        let Some(instance) = self.instance.as_mut() else {
+        if self.instance.is_none() {
             return;
-        };
+        }
         let s = &mut self.snapshot;
         s.state = state.to_string();
         s.restarts = self.counters.restarts;
@@ -185,7 +197,23 @@ impl Supervisor {
         }
         s.ready = state == "running";
         s.probe = self.checks.last_probe.clone();
-        if let Some(warning) = instance.publish(s) {
+        let now = Instant::now();
+        let final_state = matches!(state, "stopped" | "gave-up");
+        match self.last_publish {
+            Some(last) if !final_state && now < last + PUBLISH_GAP => {
+                self.publish_due = Some(last + PUBLISH_GAP);
+            }
+            _ => self.write_state(now),
+        }
+    }
+
+    fn write_state(&mut self, now: Instant) {
+        self.publish_due = None;
+        self.last_publish = Some(now);
+        let Some(instance) = self.instance.as_mut() else {
+            return;
+        };
+        if let Some(warning) = instance.publish(&self.snapshot) {
             self.logs.event(&warning);
         }
     }
@@ -355,7 +383,10 @@ impl Supervisor {
             Phase::Backoff { until } => Some(until),
             Phase::Done(_) => None,
         };
-        [phase, self.logs.deadline()].into_iter().flatten().min()
+        [phase, self.logs.deadline(), self.publish_due]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     fn on_signal(&mut self, sig: i32, now: Instant) {
@@ -543,6 +574,9 @@ impl Supervisor {
 
     fn on_time(&mut self, now: Instant) {
         self.logs.flush_stale(now);
+        if self.publish_due.is_some_and(|t| now >= t) {
+            self.write_state(now);
+        }
         match self.phase {
             Phase::Running => {
                 let ev = self.checks.on_time(now);

@@ -56,6 +56,10 @@ pub struct Logs {
     pipes: [Pipe; 2],
     /// Console lines under `-t`, written once per round.
     console: [Vec<u8>; 2],
+    /// `<ts> <tag> ` per stream for the current read; the console's prefix
+    /// is its first `console_prefix_len` bytes (`<ts> `).
+    prefix: [Vec<u8>; 2],
+    console_prefix_len: usize,
     read_buf: Vec<u8>,
     recovered: Vec<Recovered>,
 }
@@ -96,6 +100,8 @@ impl Logs {
                 },
             ],
             console: [Vec::new(), Vec::new()],
+            prefix: [Vec::new(), Vec::new()],
+            console_prefix_len: 0,
             read_buf: Vec::new(),
             recovered: Vec::new(),
         })
@@ -199,9 +205,8 @@ impl Logs {
 
     fn flush_partial(&mut self, stream: Stream) {
         let mut lines = std::mem::take(&mut self.pipes[stream as usize].lines);
-        let (s, n) = clock::wall_now();
-        let ts = self.clock.render(s, n).to_vec();
-        lines.flush(|line| self.emit(stream, &ts, line));
+        self.stamp(stream);
+        lines.flush(|line| self.emit(stream, line));
         self.pipes[stream as usize].lines = lines;
     }
 
@@ -210,17 +215,30 @@ impl Logs {
             // Unchanged pass-through; a broken console must not stop logging.
             let _ = crate::sys::write_all(stream.console_fd(), chunk);
         }
-        let (s, n) = clock::wall_now();
-        let ts = self.clock.render(s, n).to_vec();
+        self.stamp(stream);
         let mut lines = std::mem::take(&mut self.pipes[stream as usize].lines);
-        lines.feed(chunk, now, |line| self.emit(stream, &ts, line));
+        lines.feed(chunk, now, |line| self.emit(stream, line));
         self.pipes[stream as usize].lines = lines;
     }
 
-    fn emit(&mut self, stream: Stream, ts: &[u8], line: &[u8]) {
-        let tag = stream.tag();
+    /// Renders the line prefix (`<ts> <tag> `) once for all the lines of a
+    /// read, into a buffer that is reused.
+    fn stamp(&mut self, stream: Stream) {
+        let (s, n) = clock::wall_now();
+        let ts = self.clock.render(s, n);
+        let p = &mut self.prefix[stream as usize];
+        p.clear();
+        p.extend_from_slice(ts);
+        p.push(b' ');
+        self.console_prefix_len = p.len();
+        p.extend_from_slice(stream.tag());
+        p.push(b' ');
+    }
+
+    fn emit(&mut self, stream: Stream, line: &[u8]) {
+        let prefix = &self.prefix[stream as usize];
         if let Some(m) = &mut self.merged
-            && let Some(r) = m.line(ts, tag, &[line])
+            && let Some(r) = m.line(prefix, &[line])
         {
             self.recovered.push(r);
         }
@@ -229,17 +247,24 @@ impl Logs {
             Stream::Err => &mut self.err,
         };
         if let Some(o) = own
-            && let Some(r) = o.line(ts, tag, &[line])
+            && let Some(r) = o.line(prefix, &[line])
         {
             self.recovered.push(r);
         }
         if self.timestamps && !self.quiet {
             let c = &mut self.console[stream as usize];
-            c.extend_from_slice(ts);
-            c.push(b' ');
-            c.extend_from_slice(line);
+            sink::append(c, &prefix[..self.console_prefix_len]);
+            sink::append(c, line);
             c.push(b'\n');
         }
+    }
+
+    /// `<ts> keepup ` for keepup's own lines.
+    fn event_prefix(&mut self) -> Vec<u8> {
+        let (s, n) = clock::wall_now();
+        let mut p = self.clock.render(s, n).to_vec();
+        p.extend_from_slice(b" keepup ");
+        p
     }
 
     /// One of keepup's own events: a `keepup` line in `--log`, and a line on
@@ -250,11 +275,12 @@ impl Logs {
             let line = format!("keepup: {}: {text}\n", self.name);
             let _ = crate::sys::write_all(2, line.as_bytes());
         }
-        if let Some(m) = &mut self.merged {
-            let (s, n) = clock::wall_now();
-            let ts = self.clock.render(s, n);
+        if self.merged.is_some() {
+            let prefix = self.event_prefix();
             let name = format!("{}: ", self.name);
-            if let Some(r) = m.line(ts, b"keepup", &[name.as_bytes(), text.as_bytes()]) {
+            if let Some(m) = &mut self.merged
+                && let Some(r) = m.line(&prefix, &[name.as_bytes(), text.as_bytes()])
+            {
                 self.recovered.push(r);
             }
         }
@@ -264,11 +290,12 @@ impl Logs {
     /// A fatal error: always on stderr, and in `--log` when there is one.
     pub fn fatal(&mut self, text: &str) {
         let _ = crate::sys::write_all(2, format!("keepup: {text}\n").as_bytes());
-        if let Some(m) = &mut self.merged {
-            let (s, n) = clock::wall_now();
-            let ts = self.clock.render(s, n);
-            let _ = m.line(ts, b"keepup", &[text.as_bytes()]);
-            let _ = m.flush();
+        if self.merged.is_some() {
+            let prefix = self.event_prefix();
+            if let Some(m) = &mut self.merged {
+                let _ = m.line(&prefix, &[text.as_bytes()]);
+                let _ = m.flush();
+            }
         }
     }
 

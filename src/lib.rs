@@ -1,0 +1,19 @@
+//! keepup as a library: the modules the binary (`main.rs`) wires together,
+//! public so that the fuzz targets and benchmarks reach the parsers. The
+//! binary is the product; nothing here is a stable API.
+
+pub mod backoff;
+pub mod checks;
+pub mod child;
+pub mod cli;
+pub mod config;
+pub mod logs;
+pub mod memory;
+pub mod probe;
+pub mod reap;
+pub mod signals;
+pub mod state;
+pub mod supervisor;
+pub mod sys;
+pub mod units;
+pub mod verbs;
