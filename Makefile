@@ -6,7 +6,7 @@ BIN := target/release/keepup
 MUSL := x86_64-unknown-linux-musl
 STATIC := target/keepup-static
 
-.PHONY: build static npm-pack test lint fmt install demo bench clean
+.PHONY: build static npm-pack test soak fuzz lint fmt install demo bench clean
 
 build:
 	$(CARGO) build --release --locked
@@ -57,6 +57,16 @@ lint:
 # The npm round trip (tests/npm.rs) installs the tarballs npm-pack makes.
 test: lint npm-pack
 	$(CARGO) test --locked
+
+# Ten minutes over a child that writes bursts and crashes at random
+# (KEEPUP_SOAK_SECS to change): lines, descriptors, RSS, zombies, leftovers.
+soak:
+	$(CARGO) test --release --locked --test soak -- --ignored --nocapture
+
+# Each fuzz target for FUZZ_SECS (60) seconds; see fuzz/README.md.
+FUZZ_SECS ?= 60
+fuzz:
+	./fuzz/run $(FUZZ_SECS)
 
 fmt:
 	$(CARGO) fmt

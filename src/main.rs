@@ -11,7 +11,7 @@ fn main() {
 
 /// Prints a diagnostic the one way keepup prints them.
 fn complain(what: &str) {
-    let _ = sys::write_all(2, format!("keepup: {what}\n").as_bytes());
+    let _ = sys::write_all(2, format!("keepup: {}\n", cli::one_line(what)).as_bytes());
 }
 
 fn real_main() -> i32 {

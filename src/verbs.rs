@@ -15,7 +15,10 @@ use crate::units::{format_duration, format_size, format_uptime, parse_signal};
 pub type Status = i32;
 
 fn complain(what: &str) {
-    let _ = crate::sys::write_all(2, format!("keepup: {what}\n").as_bytes());
+    let _ = crate::sys::write_all(
+        2,
+        format!("keepup: {}\n", crate::cli::one_line(what)).as_bytes(),
+    );
 }
 
 fn usage(what: &str) -> Status {

@@ -86,6 +86,21 @@ fn bad_input_exits_2_with_one_line_and_starts_nothing() {
     }
 }
 
+/// Found by fuzzing: user input with a newline must not break the one-line
+/// diagnostic (nor a log line).
+#[test]
+fn control_characters_in_input_stay_on_one_line() {
+    let f = keepup(["--bad\noption", "true"]).run();
+    f.expect_code(2);
+    assert_eq!(
+        f.stderr,
+        "keepup: unknown option '--bad\\noption' (see keepup --help)\n"
+    );
+    let f = keepup(["--", "no\nsuch"]).run();
+    f.expect_code(127);
+    assert_eq!(f.stderr.lines().count(), 1, "{f}");
+}
+
 #[test]
 fn missing_value() {
     let f = keepup(["--delay"]).run();

@@ -270,6 +270,8 @@ impl Logs {
     /// One of keepup's own events: a `keepup` line in `--log`, and a line on
     /// stderr unless `--quiet`.
     pub fn event(&mut self, text: &str) {
+        // Event text may quote user input (a command name): keep it one line.
+        let text = &crate::cli::one_line(text);
         if !self.quiet {
             self.flush_console();
             let line = format!("keepup: {}: {text}\n", self.name);
@@ -289,6 +291,7 @@ impl Logs {
 
     /// A fatal error: always on stderr, and in `--log` when there is one.
     pub fn fatal(&mut self, text: &str) {
+        let text = &crate::cli::one_line(text);
         let _ = crate::sys::write_all(2, format!("keepup: {text}\n").as_bytes());
         if self.merged.is_some() {
             let prefix = self.event_prefix();
