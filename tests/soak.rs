@@ -90,7 +90,7 @@ fn soak() {
         let t = start.elapsed().as_secs();
         let runs = count_lines(&dir.path("runs"));
         samples.push((t, fds, rss));
-        if t % 30 == 0 || t < 3 {
+        if t.is_multiple_of(30) || t < 3 {
             println!("{t:>6} {runs:>6} {fds:>8} {rss:>8}");
         }
         for c in children_of(k.pid()) {
