@@ -22,12 +22,12 @@ now() { date +%s.%N; }
 # Lines that arrived whole: the generator's exact line, whatever prefix.
 intact() { (cd "$work" && eval "cat $* 2>/dev/null") | grep -c -E 'line [0-9]{10} x{63}$' || true; }
 
-# run NAME SETUP CMD FILES...: times CMD (after SETUP), up to 3 runs, median.
+# run NAME SETUP CMD FILES...: times CMD (after SETUP), up to 5 runs, median.
 declare -a rows
 run() {
   local name=$1 setup=$2 cmd=$3; shift 3
   local times=() got=0 i
-  for i in 1 2 3; do
+  for i in 1 2 3 4 5; do
     (cd "$work" && eval "$setup")
     local s e
     s=$(now)

@@ -3,6 +3,8 @@
 //! descendant of keepup, which is the child's tree plus whatever was
 //! re-parented to keepup as subreaper. Buffers are reused across samples.
 
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
 /// What one `/proc/PID/stat` line says that keepup needs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ProcStat {
@@ -132,6 +134,9 @@ const FULL_SCAN_EVERY: u32 = 16;
 /// `stat` only for pids it has not seen before, and `statm` only for tree
 /// members: the cost follows the tree, not the machine.
 pub struct Sampler {
+    /// Open `statm` descriptors of tree members, sorted by pid.
+    statm: Vec<(i32, OwnedFd)>,
+    statm_next: Vec<(i32, OwnedFd)>,
     procs: Vec<ProcStat>,
     tree: Vec<usize>,
     known: Vec<Known>,
@@ -150,6 +155,8 @@ pub struct Sample {
 impl Default for Sampler {
     fn default() -> Self {
         Sampler {
+            statm: Vec::new(),
+            statm_next: Vec::new(),
             procs: Vec::new(),
             tree: Vec::new(),
             known: Vec::new(),
@@ -182,23 +189,36 @@ fn list_pids(out: &mut Vec<i32>) {
     out.sort_unstable();
 }
 
-/// Reads a small `/proc/PID/<file>` into `buf`; `None` if the process is gone.
-fn read_proc(pid: i32, file: &str, buf: &mut [u8]) -> Option<usize> {
+/// Opens `/proc/PID/<file>`; `None` if the process is gone.
+fn open_proc(pid: i32, file: &str) -> Option<OwnedFd> {
     let mut path = [0u8; 48];
     let text = format_args!("/proc/{pid}/{file}\0");
     let mut w = std::io::Cursor::new(&mut path[..]);
     std::io::Write::write_fmt(&mut w, text).ok()?;
-    // SAFETY: path is NUL-terminated; buf is valid for its length.
-    unsafe {
-        let fd = libc::open(path.as_ptr().cast(), libc::O_RDONLY | libc::O_CLOEXEC);
-        if fd < 0 {
-            return None;
-        }
-        let n = libc::read(fd, buf.as_mut_ptr().cast(), buf.len());
-        libc::close(fd);
-        (n > 0).then_some(n as usize)
-    }
+    // SAFETY: path is NUL-terminated.
+    let fd = unsafe { libc::open(path.as_ptr().cast(), libc::O_RDONLY | libc::O_CLOEXEC) };
+    // SAFETY: a fresh descriptor we own.
+    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })
 }
+
+/// Reads a `/proc` file from its start through an open descriptor. An fd
+/// of /proc/PID stays bound to that process: once it has exited the read
+/// fails, even if the pid has been reused.
+fn pread_proc(fd: &OwnedFd, buf: &mut [u8]) -> Option<usize> {
+    // SAFETY: buf is valid for its length.
+    let n = unsafe { libc::pread(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+    (n > 0).then_some(n as usize)
+}
+
+/// Reads a small `/proc/PID/<file>` into `buf`; `None` if the process is gone.
+fn read_proc(pid: i32, file: &str, buf: &mut [u8]) -> Option<usize> {
+    pread_proc(&open_proc(pid, file)?, buf)
+}
+
+/// How many `statm` descriptors a sampler keeps open between samples: the
+/// path lookup is most of a read's cost, and the cap bounds what a large tree
+/// takes from keepup's descriptor limit.
+const KEPT_STATM: usize = 64;
 
 /// Resident pages from `/proc/PID/statm` (its second field).
 fn parse_statm(text: &[u8]) -> Option<u64> {
@@ -259,14 +279,37 @@ impl Sampler {
         }
         std::mem::swap(&mut self.known, &mut self.next);
         let (mut pages, mut processes) = (0, 0);
+        let mut kept = std::mem::take(&mut self.statm);
+        let mut next_kept = std::mem::take(&mut self.statm_next);
+        let mut old = kept.drain(..).peekable();
         for k in self.known.iter().filter(|k| k.in_tree) {
-            if let Some(rss) =
-                read_proc(k.pid, "statm", &mut buf).and_then(|n| parse_statm(&buf[..n]))
-            {
-                pages += rss;
-                processes += 1;
+            // Both lists are sorted by pid: walk the old one alongside.
+            while old.peek().is_some_and(|(p, _)| *p < k.pid) {
+                old.next();
+            }
+            let kept_fd = match old.peek() {
+                Some((p, _)) if *p == k.pid => old.next().map(|(_, fd)| fd),
+                _ => None,
+            };
+            // A kept descriptor whose process exited (its pid since reused)
+            // fails to read: open the pid's file afresh.
+            let read = |fd: OwnedFd, buf: &mut [u8]| {
+                let rss = pread_proc(&fd, buf).and_then(|n| parse_statm(&buf[..n]))?;
+                Some((fd, rss))
+            };
+            let found = kept_fd
+                .and_then(|fd| read(fd, &mut buf))
+                .or_else(|| open_proc(k.pid, "statm").and_then(|fd| read(fd, &mut buf)));
+            let Some((fd, rss)) = found else { continue };
+            pages += rss;
+            processes += 1;
+            if next_kept.len() < KEPT_STATM {
+                next_kept.push((k.pid, fd));
             }
         }
+        drop(old);
+        self.statm = next_kept;
+        self.statm_next = kept;
         Sample {
             bytes: pages * self.page,
             processes,
