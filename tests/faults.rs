@@ -144,14 +144,6 @@ fn no_file_descriptors_at_restart_backs_off() {
     k.finish();
 }
 
-fn switches(pid: i32) -> u64 {
-    read(std::path::Path::new(&format!("/proc/{pid}/status")))
-        .lines()
-        .filter(|l| l.contains("ctxt_switches"))
-        .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-        .sum()
-}
-
 /// A child that closes stdout and stderr at once and lives on: keepup sees
 /// end of file early and must neither spin nor lose the exit.
 #[test]

@@ -4,16 +4,6 @@ mod util;
 use std::time::Duration;
 use util::*;
 
-fn switches(pid: i32) -> u64 {
-    let text = read(std::path::Path::new(&format!("/proc/{pid}/status")));
-    text.lines()
-        .filter(|l| {
-            l.starts_with("voluntary_ctxt_switches") || l.starts_with("nonvoluntary_ctxt_switches")
-        })
-        .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-        .sum()
-}
-
 #[test]
 fn idle_keepup_does_not_wake_up() {
     let dir = TempDir::new();

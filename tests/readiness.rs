@@ -8,10 +8,6 @@ use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
 use util::*;
 
-fn verb(home: &Path, args: &[&str]) -> Finished {
-    keepup(args).env("KEEPUP_HOME", home).run()
-}
-
 fn state_of(home: &Path, name: &str) -> String {
     let text = read(&home.join(format!("{name}.state")));
     text.lines()

@@ -5,11 +5,6 @@ use std::path::Path;
 use std::time::Duration;
 use util::*;
 
-/// A verb run against the state folder `home`.
-fn verb(home: &Path, args: &[&str]) -> Finished {
-    keepup(args).env("KEEPUP_HOME", home).run()
-}
-
 /// Starts `--detach`ed instance NAME running `script`, returning its status line.
 fn detached(home: &Path, name: &str, extra: &[&str], script: &str) -> Finished {
     let mut a = vec!["-d", "-n", name];

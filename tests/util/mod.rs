@@ -353,3 +353,17 @@ pub fn with_sh(args: &[&str], script: &str) -> Vec<String> {
     v.extend(sh(script));
     v
 }
+
+/// keepup's context switches so far (voluntary and not): its wake-ups.
+pub fn switches(pid: i32) -> u64 {
+    read(Path::new(&format!("/proc/{pid}/status")))
+        .lines()
+        .filter(|l| l.contains("ctxt_switches"))
+        .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .sum()
+}
+
+/// A verb (`status`, `stop`, ...) run against the state folder `home`.
+pub fn verb(home: &Path, args: &[&str]) -> Finished {
+    keepup(args).env("KEEPUP_HOME", home).run()
+}
