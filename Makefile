@@ -43,7 +43,7 @@ npm-pack:
 	version=$$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1); \
 	rm -rf target/npm; mkdir -p target/npm/stage; \
 	cp -R npm/keepup npm/linux-x64 target/npm/stage/; \
-	install -m 0755 $$bin target/npm/stage/linux-x64/bin/keepup; \
+	install -D -m 0755 $$bin target/npm/stage/linux-x64/bin/keepup; \
 	for p in keepup linux-x64; do \
 	  node npm/stamp-version.js "target/npm/stage/$$p/package.json" "$$version"; \
 	  (cd target/npm/stage/$$p && npm pack --silent --pack-destination ../.. >/dev/null); \
