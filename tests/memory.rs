@@ -32,8 +32,11 @@ fn direct_child_over_the_limit_is_restarted() {
         &format!("exec {}", hog(80, &pids)),
     ])
     .spawn();
+    // The hog may be stopped before it writes its pid (it crosses the limit
+    // while it allocates): wait on keepup's own account of it.
     wait_for("a restart after the limit", Duration::from_secs(20), || {
-        count_lines(&dir.path("pids")) >= 2
+        let t = read(&dir.path("a.log"));
+        t.contains("over limit") && t.matches("started pid").count() >= 2
     });
     k.signal(libc::SIGTERM);
     k.finish();
@@ -53,8 +56,9 @@ fn direct_child_over_the_limit_is_restarted() {
 #[test]
 fn grandchild_under_a_shell_counts() {
     let dir = TempDir::new();
-    let pids = dir.s("pids");
-    // sh stays as the parent (two commands), python is its child.
+    let (pids, log) = (dir.s("pids"), dir.s("a.log"));
+    // sh stays as the parent (two commands), python is its child: only the
+    // grandchild's memory can cross the limit.
     let script = format!("{}; true", hog(80, &pids));
     let k = keepup(with_sh(
         &[
@@ -64,23 +68,34 @@ fn grandchild_under_a_shell_counts() {
             "50ms",
             "--min-uptime",
             "0s",
+            "--log",
+            &log,
             "-q",
         ],
         &script,
     ))
     .spawn();
     wait_for("a restart after the limit", Duration::from_secs(20), || {
-        count_lines(&dir.path("pids")) >= 2
+        let t = read(&dir.path("a.log"));
+        t.contains("over limit") && t.matches("started pid").count() >= 2
     });
-    let first: i32 = read(&dir.path("pids"))
-        .lines()
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert!(!alive(first), "the hog of the first run is gone");
     k.signal(libc::SIGTERM);
     k.finish();
+    let text = read(&dir.path("a.log"));
+    let line = text
+        .lines()
+        .find(|l| l.contains(" memory "))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        line.contains(" and 1 descendant)"),
+        "sh and its python child: {line}"
+    );
+    for pid in read(&dir.path("pids"))
+        .lines()
+        .filter_map(|l| l.parse::<i32>().ok())
+    {
+        assert!(!alive(pid), "hog {pid} survived");
+    }
 }
 
 #[test]
