@@ -108,7 +108,10 @@ impl Supervisor {
     ) -> Supervisor {
         // SAFETY: getpid/getpgrp have no arguments.
         let (my_pid, my_pgrp) = unsafe { (libc::getpid(), libc::getpgrp()) };
-        let tty = cfg.own_group && crate::sys::in_foreground();
+        // Inside an npm script keepup shares npm's (foreground) group, but the
+        // terminal stays npm's: Ctrl-C then reaches keepup, which forwards it.
+        let in_npm = std::env::var_os("npm_lifecycle_event").is_some();
+        let tty = cfg.own_group && !in_npm && crate::sys::in_foreground();
         let snapshot = Snapshot {
             name: cfg.name.clone(),
             keepup_pid: my_pid,

@@ -138,3 +138,22 @@ fn background_keepup_leaves_the_terminal_alone() {
         "{shell}"
     );
 }
+
+/// Inside an npm script keepup shares npm's foreground group but leaves the
+/// terminal to npm (SPEC 4): the child is not made the foreground group.
+#[test]
+fn inside_npm_the_terminal_stays_npms() {
+    let dir = TempDir::new();
+    let out = dir.s("out");
+    let child = format!("{STAT}; echo child pgrp=$5 tpgid=$8 > {out}");
+    let line = format!("npm_lifecycle_event=start {BIN} --restart never -- sh -c '{child}'");
+    let Some(c) = on_pty(&line, &dir) else { return };
+    finish(c);
+    let text = read(&dir.path("out"));
+    let v: Vec<&str> = text.split_whitespace().collect();
+    assert_ne!(
+        v[1].trim_start_matches("pgrp="),
+        v[2].trim_start_matches("tpgid="),
+        "took the terminal inside npm:\n{text}"
+    );
+}
