@@ -96,6 +96,19 @@ impl Reader<'_> {
         })
     }
 
+    /// Like `parsed`, for an option with no default: `None` when not given.
+    fn optional<T>(
+        &self,
+        long: &str,
+        what: &str,
+        parse: impl Fn(&str) -> Result<T, String>,
+    ) -> Result<Option<T>, UsageError> {
+        match self.raw(long) {
+            None => Ok(None),
+            Some(_) => self.parsed(long, "", what, parse).map(Some),
+        }
+    }
+
     fn duration(&self, long: &str, default: &str) -> Result<Duration, UsageError> {
         self.parsed(long, default, "duration", parse_duration)
     }
@@ -181,15 +194,10 @@ impl Config {
             )));
         }
 
-        let max_memory = match r.raw("max-memory") {
-            None => None,
-            Some(_) => Some(
-                r.parsed("max-memory", "", "size", |v| match parse_size(v)? {
-                    0 => Err("the limit must be above 0".into()),
-                    n => Ok(n),
-                })?,
-            ),
-        };
+        let max_memory = r.optional("max-memory", "size", |v| match parse_size(v)? {
+            0 => Err("the limit must be above 0".into()),
+            n => Ok(n),
+        })?;
         let memory_interval = r.parsed("memory-interval", "1s", "duration", |v| {
             let d = parse_duration(v)?;
             if d < Duration::from_millis(10) {
@@ -274,59 +282,34 @@ fn probes(r: &Reader) -> Result<Probes, UsageError> {
             Ok(v.to_string())
         }
     };
-    let ready = if r.raw("ready-port").is_some() {
-        Some(ReadyCheck::Port(r.parsed(
-            "ready-port",
-            "",
-            "port",
-            |v| {
-                v.parse::<u16>()
-                    .ok()
-                    .filter(|&p| p > 0)
-                    .ok_or_else(|| "expected a TCP port from 1 to 65535".to_string())
-            },
-        )?))
-    } else if r.raw("ready-cmd").is_some() {
-        Some(ReadyCheck::Command(r.parsed(
-            "ready-cmd",
-            "",
-            "command",
-            command,
-        )?))
-    } else if r.raw("ready-fd").is_some() {
-        Some(ReadyCheck::Fd(r.parsed(
-            "ready-fd",
-            "",
-            "file descriptor",
-            |v| {
-                v.parse::<i32>()
-                    .ok()
-                    .filter(|&n| (3..=1023).contains(&n))
-                    .ok_or_else(|| {
-                        "expected a number from 3 to 1023 (0, 1 and 2 are stdio)".to_string()
-                    })
-            },
-        )?))
-    } else {
-        None
+    let port = |v: &str| {
+        v.parse::<u16>()
+            .ok()
+            .filter(|&p| p > 0)
+            .ok_or_else(|| "expected a TCP port from 1 to 65535".to_string())
     };
-    let health = if r.raw("health-cmd").is_some() {
-        Some(HealthCheck::Command(r.parsed(
-            "health-cmd",
-            "",
-            "command",
-            command,
-        )?))
-    } else if r.raw("health-http").is_some() {
-        Some(HealthCheck::Http(r.parsed(
-            "health-http",
-            "",
-            "URL",
-            crate::probe::HttpTarget::parse,
-        )?))
-    } else {
-        None
+    let fd = |v: &str| {
+        v.parse::<i32>()
+            .ok()
+            .filter(|&n| (3..=1023).contains(&n))
+            .ok_or_else(|| "expected a number from 3 to 1023 (0, 1 and 2 are stdio)".to_string())
     };
+    // At most one of each group is given (checked above).
+    let ready = r
+        .optional("ready-port", "port", port)?
+        .map(ReadyCheck::Port)
+        .or(r
+            .optional("ready-cmd", "command", command)?
+            .map(ReadyCheck::Command))
+        .or(r
+            .optional("ready-fd", "file descriptor", fd)?
+            .map(ReadyCheck::Fd));
+    let health = r
+        .optional("health-cmd", "command", command)?
+        .map(HealthCheck::Command)
+        .or(r
+            .optional("health-http", "URL", crate::probe::HttpTarget::parse)?
+            .map(HealthCheck::Http));
     Ok(Probes {
         ready,
         ready_timeout: r.duration("ready-timeout", "60s")?,

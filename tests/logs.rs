@@ -467,3 +467,49 @@ fn unopenable_log_is_an_error_before_start() {
     );
     assert!(!dir.path("started").exists());
 }
+
+/// logrotate's `copytruncate` empties the file under keepup: the next
+/// rotation decision uses the file's real size, not keepup's count.
+#[test]
+fn external_copytruncate_is_noticed() {
+    let dir = TempDir::new();
+    let log = dir.path("a.log");
+    let go = dir.path("go");
+    let script = format!(
+        "i=0; while [ $i -lt 40 ]; do echo \"first $i 0123456789012345678901234567890123456789\"; i=$((i+1)); done; \
+         while [ ! -e {} ]; do sleep 0.02; done; \
+         i=0; while [ $i -lt 30 ]; do echo \"second $i 0123456789012345678901234567890123456789\"; i=$((i+1)); done; exec sleep 100",
+        go.display()
+    );
+    let k = keepup(with_sh(
+        &["--log", log.to_str().unwrap(), "--log-max-size", "4K", "-q"],
+        &script,
+    ))
+    .spawn();
+    wait_for("first lines", Duration::from_secs(10), || {
+        read(&log).contains("first 39 ")
+    });
+    // About 3.5 KiB written: copy and truncate, as logrotate does.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&log)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    std::fs::write(&go, "").unwrap();
+    wait_for("second lines", Duration::from_secs(10), || {
+        read(&log).contains("second 29 ")
+    });
+    k.signal(libc::SIGTERM);
+    k.finish();
+    assert!(
+        !dir.path("a.log.1").exists(),
+        "rotated a file that had been emptied"
+    );
+    let text = read(&log);
+    assert!(
+        !text.contains('\0'),
+        "a sparse hole: the file was not opened O_APPEND"
+    );
+    assert!(text.starts_with(|c: char| c.is_ascii_digit()), "{text}");
+}

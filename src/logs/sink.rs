@@ -89,7 +89,14 @@ impl Sink {
             let pending = self.size + self.buf.len() as u64;
             if pending > 0 && pending + len as u64 > self.max_size {
                 report = self.flush();
-                self.rotate();
+                // Someone may have truncated the file (logrotate's
+                // copytruncate): trust its real size over our count.
+                if let Some(real) = self.file.as_ref().and_then(|f| f.metadata().ok()) {
+                    self.size = real.len();
+                }
+                if self.size > 0 && self.size + len as u64 > self.max_size {
+                    self.rotate();
+                }
             }
         }
         append(&mut self.buf, prefix);
@@ -212,19 +219,6 @@ impl Sink {
     /// Rotates by rename: FILE.N-1 -> FILE.N ... FILE -> FILE.1, then a new
     /// FILE. Never copy-and-truncate, which loses what is written between.
     fn rotate(&mut self) {
-        // Someone may have truncated the file (logrotate copytruncate):
-        // trust its real size over our count.
-        if let Some(real) = self
-            .file
-            .as_ref()
-            .and_then(|f| f.metadata().ok())
-            .map(|m| m.len())
-        {
-            self.size = real;
-            if real == 0 {
-                return;
-            }
-        }
         let numbered = |n: u32| {
             let mut p = self.path.clone().into_os_string();
             p.push(format!(".{n}"));
