@@ -5,35 +5,13 @@
 
 use std::time::Duration;
 
+use crate::reap::ExitKind;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RestartPolicy {
     Always,
     OnFailure,
     Never,
-}
-
-/// How a child ended, as `waitpid` reported it (or as exec failed).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ExitKind {
-    Code(i32),
-    Signal(i32),
-}
-
-impl ExitKind {
-    /// keepup's own exit status for this child status (SPEC section 6).
-    pub fn status(self) -> i32 {
-        match self {
-            ExitKind::Code(c) => c,
-            ExitKind::Signal(s) => 128 + s,
-        }
-    }
-
-    pub fn describe(self) -> String {
-        match self {
-            ExitKind::Code(c) => format!("code {c}"),
-            ExitKind::Signal(s) => format!("killed by {}", crate::units::signal_name(s)),
-        }
-    }
 }
 
 /// Why a run ended, which decides how it counts.
@@ -45,7 +23,6 @@ pub enum RunEnd {
     /// readiness): restarted at once, unstable if it was short.
     FaultRestart,
     /// `keepup restart`: restarted at once, never counted.
-    #[allow(dead_code)] // sent by the control channel (instances issue)
     Requested,
     /// keepup was told to stop (signal, `keepup stop`), or the user pressed
     /// Ctrl-C on an interactive child.

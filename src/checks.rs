@@ -4,13 +4,13 @@
 //! (reaped by the one reaper, which hands its status here) and is killed,
 //! with its process group, at `--health-timeout`.
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
-use crate::backoff::ExitKind;
 use crate::child::{Output, SpawnSpec, spawn};
 use crate::config::{HealthCheck, Probes, ReadyCheck};
 use crate::probe::{HttpProbe, Outcome, command_outcome};
+use crate::reap::ExitKind;
 use crate::signals::Inherited;
 
 /// Readiness is polled this often while a run is starting.
@@ -83,13 +83,7 @@ impl Checks {
         let Some(ReadyCheck::Fd(n)) = self.cfg.ready else {
             return Ok(None);
         };
-        let mut fds = [0; 2];
-        // SAFETY: fds has room for two descriptors.
-        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        // SAFETY: fresh descriptors we own.
-        let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        let (r, w) = crate::sys::pipe(0)?;
         crate::sys::set_nonblocking(r.as_raw_fd())?;
         self.ready_pipe = Some(r);
         Ok(Some((w, n)))
@@ -269,7 +263,7 @@ impl Checks {
             stderr: Output::Null,
             take_terminal: false,
             inherited: self.inherited,
-            ready_fd: None,
+            extra_fds: &[],
         };
         match spawn(&spec) {
             Ok(child) => {
@@ -285,7 +279,7 @@ impl Checks {
                 purpose,
                 Err(format!(
                     "cannot start probe: {}",
-                    crate::logs::sink::os_reason(e.error())
+                    crate::diag::os_reason(e.error())
                 )),
                 now,
             ),

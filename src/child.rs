@@ -30,8 +30,9 @@ pub struct SpawnSpec<'a> {
     /// keepup holds the terminal's foreground: hand it to the child.
     pub take_terminal: bool,
     pub inherited: Inherited,
-    /// `--ready-fd`: (the pipe's write end here, the fd number in the child).
-    pub ready_fd: Option<(std::os::fd::RawFd, i32)>,
+    /// Descriptors the child gets at fixed numbers: (the fd here, its
+    /// number in the child). The `--ready-fd` pipe now; sockets next.
+    pub extra_fds: &'a [(std::os::fd::RawFd, i32)],
 }
 
 pub struct Spawned {
@@ -84,7 +85,8 @@ pub fn spawn(spec: &SpawnSpec) -> Result<Spawned, SpawnError> {
     }
     let inherited = spec.inherited;
     let take_terminal = spec.take_terminal && spec.own_group;
-    let ready_fd = spec.ready_fd;
+    // Owned by the closure, which must be 'static; copied before the fork.
+    let extra_fds = spec.extra_fds.to_vec();
     // SAFETY: getpid has no arguments.
     let keepup_pid = unsafe { libc::getpid() };
     // SAFETY: the closure makes only async-signal-safe calls (sigprocmask,
@@ -106,7 +108,7 @@ pub fn spawn(spec: &SpawnSpec) -> Result<Spawned, SpawnError> {
             if libc::getppid() != keepup_pid {
                 libc::_exit(1);
             }
-            if let Some((src, target)) = ready_fd {
+            for &(src, target) in &extra_fds {
                 // dup2 leaves the new descriptor without close-on-exec; when
                 // the numbers are equal, clear the flag by hand.
                 if src == target {

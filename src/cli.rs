@@ -124,20 +124,6 @@ impl From<String> for UsageError {
     }
 }
 
-/// A diagnostic made safe to print as one line: control characters from
-/// user input (a newline in an argument) are shown escaped (`\n`).
-pub fn one_line(message: &str) -> String {
-    let mut out = String::with_capacity(message.len());
-    for c in message.chars() {
-        if c.is_control() {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
 pub fn env_name(long: &str) -> String {
     format!("KEEPUP_{}", long.to_ascii_uppercase().replace('-', "_"))
 }
@@ -360,15 +346,6 @@ mod tests {
         assert_eq!(e(&["--delay"]), "missing value for --delay");
         assert!(e(&[]).starts_with("missing command"));
         assert!(e(&["--quiet=yes", "x"]).contains("takes no value"));
-    }
-
-    #[test]
-    fn diagnostics_stay_on_one_line() {
-        assert_eq!(
-            one_line("unknown option '--a\nb\t'"),
-            "unknown option '--a\\nb\\t'"
-        );
-        assert_eq!(one_line("plain 'é'"), "plain 'é'");
     }
 
     #[test]

@@ -3,15 +3,12 @@
 //! to the supervisor, and turn the outcome into the one exit status.
 
 use keepup::cli::Invocation;
+use keepup::diag::complain;
+use keepup::protocol::{DetachReport, exit};
 use keepup::{cli, config, logs, reap, signals, state, supervisor, sys, verbs};
 
 fn main() {
     std::process::exit(real_main());
-}
-
-/// Prints a diagnostic the one way keepup prints them.
-fn complain(what: &str) {
-    let _ = sys::write_all(2, format!("keepup: {}\n", cli::one_line(what)).as_bytes());
 }
 
 fn real_main() -> i32 {
@@ -168,16 +165,16 @@ fn detach(name: &str) -> Detached {
                 }
                 text.extend_from_slice(&buf[..n]);
             }
-            let text = String::from_utf8_lossy(&text);
-            let line = text.lines().next().unwrap_or("");
-            if let Some(pid) = line.strip_prefix("started ") {
-                println!("keepup: {name} started (pid {pid})");
-                return Detached::Parent(0);
-            }
-            if let Some(rest) = line.strip_prefix("failed ") {
-                let (code, why) = rest.split_once(' ').unwrap_or((rest, ""));
-                complain(why);
-                return Detached::Parent(code.parse().unwrap_or(1));
+            match DetachReport::decode(&String::from_utf8_lossy(&text)) {
+                Some(DetachReport::Started { pid }) => {
+                    println!("keepup: {name} started (pid {pid})");
+                    return Detached::Parent(exit::OK);
+                }
+                Some(DetachReport::Failed { status, why }) => {
+                    complain(&why);
+                    return Detached::Parent(status);
+                }
+                None => {}
             }
             complain(&format!("{name} exited before its command started"));
             Detached::Parent(1)

@@ -144,7 +144,7 @@ fn reason(e: &io::Error) -> String {
     match e.raw_os_error() {
         Some(libc::ECONNREFUSED) => "connection refused".into(),
         Some(libc::ECONNRESET) => "connection reset".into(),
-        _ => crate::logs::sink::os_reason(e).to_lowercase(),
+        _ => crate::diag::os_reason(e).to_lowercase(),
     }
 }
 
@@ -277,11 +277,11 @@ impl HttpProbe {
 }
 
 /// How a probe process ended, as a failure reason (or healthy).
-pub fn command_outcome(exit: crate::backoff::ExitKind) -> Outcome {
+pub fn command_outcome(exit: crate::reap::ExitKind) -> Outcome {
     match exit {
-        crate::backoff::ExitKind::Code(0) => Ok(()),
-        crate::backoff::ExitKind::Code(c) => Err(format!("exit {c}")),
-        crate::backoff::ExitKind::Signal(s) => {
+        crate::reap::ExitKind::Code(0) => Ok(()),
+        crate::reap::ExitKind::Code(c) => Err(format!("exit {c}")),
+        crate::reap::ExitKind::Signal(s) => {
             Err(format!("killed by {}", crate::units::signal_name(s)))
         }
     }

@@ -12,6 +12,7 @@
 //! Every file is opened relative to the folder's descriptor with
 //! `O_NOFOLLOW`: no symlink planted in the folder is ever followed.
 
+use crate::protocol::RunState;
 use std::ffi::{CString, OsStr, OsString};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -70,7 +71,7 @@ impl Folder {
             {
                 return Err(FolderError::Unavailable(format!(
                     "cannot create state folder '{shown}': {}",
-                    crate::logs::sink::os_reason(&e)
+                    crate::diag::os_reason(&e)
                 )));
             }
             let c = CString::new(path.as_os_str().as_bytes()).unwrap_or_default();
@@ -80,7 +81,7 @@ impl Folder {
                 if e.raw_os_error() != Some(libc::EEXIST) {
                     return Err(FolderError::Unavailable(format!(
                         "cannot create state folder '{shown}': {}",
-                        crate::logs::sink::os_reason(&e)
+                        crate::diag::os_reason(&e)
                     )));
                 }
             }
@@ -102,7 +103,7 @@ impl Folder {
             }
             return Err(FolderError::Unavailable(format!(
                 "cannot open state folder '{shown}': {}",
-                crate::logs::sink::os_reason(&e)
+                crate::diag::os_reason(&e)
             )));
         }
         // SAFETY: fd is a fresh descriptor we own.
@@ -229,7 +230,7 @@ impl Folder {
     }
 
     /// Sends one command line to a live instance's control FIFO.
-    pub fn send(&self, name: &str, command: &str) -> io::Result<()> {
+    pub fn send(&self, name: &str, command: crate::protocol::Control) -> io::Result<()> {
         // O_NONBLOCK: with no reader (keepup gone) this fails with ENXIO
         // instead of hanging.
         let fd = self.openat(&format!("{name}.ctl"), libc::O_WRONLY | libc::O_NONBLOCK, 0)?;
@@ -239,7 +240,7 @@ impl Folder {
         if st.st_mode & libc::S_IFMT != libc::S_IFIFO {
             return Err(io::Error::other("control file is not a FIFO"));
         }
-        let line = format!("{command}\n");
+        let line = format!("{}\n", command.encode());
         crate::sys::write_all(fd.as_raw_fd(), line.as_bytes()).map_err(|(_, e)| e)
     }
 }
@@ -253,7 +254,7 @@ pub struct Snapshot {
     /// 22): with the pid, it tells a live keepup from a reused pid.
     pub keepup_start: u64,
     pub child_pid: i32,
-    pub state: String,
+    pub state: crate::protocol::RunState,
     pub restarts: u64,
     pub last_exit: String,
     pub rss: Option<u64>,
@@ -322,7 +323,7 @@ impl Snapshot {
         kv("keepup_pid", self.keepup_pid.to_string());
         kv("keepup_start", self.keepup_start.to_string());
         kv("child_pid", self.child_pid.to_string());
-        kv("state", escape(self.state.as_bytes()));
+        kv("state", self.state.as_str().to_string());
         kv("restarts", self.restarts.to_string());
         kv("last_exit", escape(self.last_exit.as_bytes()));
         kv("rss", self.rss.map(|r| r.to_string()).unwrap_or_default());
@@ -356,7 +357,7 @@ impl Snapshot {
                 "keepup_pid" => snap.keepup_pid = v.parse().unwrap_or(0),
                 "keepup_start" => snap.keepup_start = v.parse().unwrap_or(0),
                 "child_pid" => snap.child_pid = v.parse().unwrap_or(0),
-                "state" => snap.state = string(),
+                "state" => snap.state = RunState::parse(v).unwrap_or_default(),
                 "restarts" => snap.restarts = v.parse().unwrap_or(0),
                 "last_exit" => snap.last_exit = string(),
                 "rss" => snap.rss = v.parse().ok(),
@@ -419,7 +420,7 @@ impl Instance {
                 ClaimError::Folder(FolderError::Unavailable(format!(
                     "cannot create lock file in '{}': {}",
                     folder.path.display(),
-                    crate::logs::sink::os_reason(&e)
+                    crate::diag::os_reason(&e)
                 )))
             })?;
         // SAFETY: flock on our descriptor.
@@ -494,7 +495,7 @@ impl Instance {
                 Some(format!(
                     "cannot write state in '{}': {}; status and control verbs will not see this instance",
                     self.folder.path.display(),
-                    crate::logs::sink::os_reason(&e)
+                    crate::diag::os_reason(&e)
                 ))
             }
             Err(_) => None,
@@ -525,7 +526,7 @@ mod tests {
             keepup_pid: 42,
             keepup_start: 123456,
             child_pid: 43,
-            state: "running".into(),
+            state: RunState::Running,
             restarts: 3,
             last_exit: "code 1".into(),
             rss: Some(1 << 20),

@@ -1,101 +1,81 @@
-//! The supervisor: one thread, one wait point. Every wake-up comes from
-//! `poll(2)` over the signal self-pipe and the child's output pipes, with the
-//! nearest deadline (kill timeout, backoff, memory sample, partial line) as its
-//! timeout; with none of those pending it sleeps until something happens.
+//! The supervisor's loop: one thread, one wait point. Every wake-up comes
+//! from `poll(2)` over the signal self-pipe, the run's output pipes, the
+//! control FIFO and the checks' fds, with the nearest deadline as its
+//! timeout; with nothing pending it sleeps until something happens.
 //!
-//! A run goes through phases: `Running` (child alive), `Stopping` (stop signal
-//! sent, waiting for the child), `Cleanup` (child gone; stopping whatever it
-//! left in its group or re-parented to keepup, and draining its pipes),
-//! then a restart (`Backoff` or at once) or the end. The restart decision
-//! itself is the pure `backoff::decide`.
+//! The loop decides nothing. It turns what woke it into `machine::Event`s,
+//! feeds them to `Machine::step` one at a time from a queue, and carries out
+//! the `Action`s that come back; an action's result (a spawned pid) is one
+//! more event on the queue, never a nested call. Besides the machine's one
+//! deadline the loop keeps its own housekeeping deadlines: partial log
+//! lines, merged state writes, the checks' polls and memory samples.
 
+use std::collections::VecDeque;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
-use crate::backoff::{Counters, Decision, ExitKind, RunEnd, decide};
-use crate::checks::{Checks, Event};
+use crate::checks::{self, Checks};
 use crate::child::{SpawnError, SpawnSpec, spawn};
 use crate::config::Config;
-use crate::logs::{Logs, Stream};
+use crate::logs::{Logs, Pipes, Stream};
+use crate::machine::{Action, Event, Machine, Rules, Seen, later};
 use crate::memory::Sampler;
-use crate::signals::{FORWARDED, Inherited, STOPPING, SignalPipe};
+use crate::protocol::{Control, RunState};
+use crate::reap::Reaped;
+use crate::run::Run;
+use crate::signals::{Inherited, SignalPipe};
 use crate::state::{Instance, Snapshot};
-use crate::units::{format_duration, format_size, signal_name};
 
-/// After SIGKILL, how long keepup waits for leftovers (a process in
-/// uninterruptible sleep) and for pipes held by processes it cannot see.
-const ABANDON_AFTER: Duration = Duration::from_secs(2);
-/// While processes are left in the child's group that keepup cannot reap
-/// (not its children), it checks on them this often.
-const GROUP_RECHECK: Duration = Duration::from_millis(50);
 /// State writes closer together than this are merged (see `publish`).
 const PUBLISH_GAP: Duration = Duration::from_millis(50);
 
-struct Run {
-    pid: i32,
-    /// The child's process group, when it has its own.
-    pgid: Option<i32>,
-    started: Instant,
-    ended: Option<Instant>,
-    exit: Option<ExitKind>,
-    end: RunEnd,
-    /// The signal that stops this run and its leftovers.
-    stop_signal: i32,
+/// What `status` shows; the state file is rewritten when it changes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct View {
+    state: RunState,
+    child_pid: i32,
+    restarts: u64,
+    last_exit: String,
+    probe: String,
 }
 
-enum Phase {
-    Running,
-    Stopping {
-        kill_at: Option<Instant>,
-    },
-    Cleanup {
-        kill_at: Option<Instant>,
-        abandon_at: Option<Instant>,
-    },
-    Backoff {
-        until: Instant,
-    },
-    Done(i32),
+/// The state folder entry and the merging of its writes.
+struct Publisher {
+    instance: Option<Instance>,
+    snapshot: Snapshot,
+    shown: Option<View>,
+    last_write: Option<Instant>,
+    due: Option<Instant>,
 }
 
 pub struct Supervisor {
     cfg: Config,
+    rules: Rules,
+    machine: Machine,
     logs: Logs,
     signals: SignalPipe,
     inherited: Inherited,
-    /// keepup held the terminal's foreground at start: hand it to each child.
-    tty: bool,
     my_pid: i32,
     my_pgrp: i32,
-    counters: Counters,
+    /// The current run: alive, or being cleaned up.
     run: Option<Run>,
-    phase: Phase,
-    last_exit: Option<ExitKind>,
-    /// Set once keepup has been told to stop; a second request kills.
-    shutdown: bool,
+    /// The last run's last probe result, for `status`.
+    last_probe: String,
     /// keepup had no children at all at the last reap.
     no_children: bool,
-    /// Leftover pids already sent the current phase's signal.
+    /// Something besides the main child was reaped in this turn.
+    reaped_other: bool,
+    /// Leftover pids already sent the current clean-up signal.
     signalled: Vec<i32>,
     sampler: Sampler,
     next_sample: Option<Instant>,
     last_rss: Option<u64>,
-    /// When the state file was last written, and when a deferred write is due.
-    last_publish: Option<Instant>,
-    publish_due: Option<Instant>,
-    sig_buf: Vec<i32>,
-    /// The state folder entry, when there is one.
-    instance: Option<Instance>,
-    snapshot: Snapshot,
+    publisher: Publisher,
     /// `--detach`: where to tell the waiting parent how the first start went.
-    detach_notify: Option<std::os::fd::OwnedFd>,
-    /// Readiness and health checks of the current run.
-    checks: Checks,
-    /// Exits the reaper found besides the main child's (probes, orphans).
-    reaped: Vec<(i32, ExitKind)>,
+    detach_notify: Option<OwnedFd>,
+    events: VecDeque<Event>,
+    sig_buf: Vec<i32>,
 }
-
-/// How the first start failed: keepup exits with this status.
-pub struct StartFailure(pub i32);
 
 impl Supervisor {
     pub fn new(
@@ -104,7 +84,7 @@ impl Supervisor {
         signals: SignalPipe,
         inherited: Inherited,
         instance: Option<Instance>,
-        detach_notify: Option<std::os::fd::OwnedFd>,
+        detach_notify: Option<OwnedFd>,
     ) -> Supervisor {
         // SAFETY: getpid/getpgrp have no arguments.
         let (my_pid, my_pgrp) = unsafe { (libc::getpid(), libc::getpgrp()) };
@@ -124,205 +104,242 @@ impl Supervisor {
             kill_timeout_ms: cfg.kill_timeout.as_millis() as u64,
             ..Snapshot::default()
         };
+        let rules = Rules {
+            name: cfg.name.clone(),
+            policy: cfg.policy,
+            success_codes: cfg.success_codes.clone(),
+            stop_signal: cfg.stop_signal,
+            kill_timeout: cfg.kill_timeout,
+            max_memory: cfg.max_memory,
+            tty,
+        };
         Supervisor {
-            instance,
-            snapshot,
+            machine: Machine::new(Instant::now()),
+            rules,
+            publisher: Publisher {
+                instance,
+                snapshot,
+                shown: None,
+                last_write: None,
+                due: None,
+            },
             detach_notify,
-            checks: Checks::new(cfg.probes.clone(), inherited),
-            reaped: Vec::new(),
             cfg,
             logs,
             signals,
             inherited,
-            tty,
             my_pid,
             my_pgrp,
-            counters: Counters::default(),
             run: None,
-            phase: Phase::Backoff {
-                until: Instant::now(),
-            },
-            last_exit: None,
-            shutdown: false,
+            last_probe: String::new(),
             no_children: true,
+            reaped_other: false,
             signalled: Vec::new(),
             sampler: Sampler::default(),
             next_sample: None,
             last_rss: None,
-            last_publish: None,
-            publish_due: None,
+            events: VecDeque::new(),
             sig_buf: Vec::with_capacity(64),
         }
     }
 
     /// Supervises until the end; returns keepup's exit status.
     pub fn run(mut self) -> i32 {
-        let now = Instant::now();
-        if let Err(StartFailure(code)) = self.start(now, true) {
-            self.publish("stopped");
-            if let Some(i) = self.instance.as_mut() {
-                i.close();
-            }
-            return code;
-        }
+        // The machine starts with its first start due now.
+        self.handle(Event::Deadline, Instant::now());
         loop {
-            if let Phase::Done(code) = self.phase {
+            if let Some(status) = self.machine.done() {
+                if let Some(mut run) = self.run.take() {
+                    self.logs.close(&mut run.pipes);
+                }
                 self.logs.flush();
-                if let Some(i) = self.instance.as_mut() {
+                if let Some(i) = self.publisher.instance.as_mut() {
                     i.close();
                 }
-                return code;
+                return status;
             }
-            self.wait_and_handle();
+            self.turn();
         }
     }
 
-    /// Publishes the state for `keepup status`. Best-effort.
-    ///
-    /// In a fast crash loop the state would be rewritten thousands of times a
-    /// second; a write within `PUBLISH_GAP` of the last one is deferred to
-    /// the end of that gap (a deadline like any other), so `status` lags by
-    /// at most that. Final states are written at once.
-    fn publish(&mut self, state: &str) {
-        if self.instance.is_none() {
-            return;
-        }
-        let s = &mut self.snapshot;
-        s.state = state.to_string();
-        s.restarts = self.counters.restarts;
-        s.rss = self.last_rss;
-        if let Some(e) = self.last_exit {
-            s.last_exit = e.describe();
-        }
-        match &self.run {
-            Some(r) if r.exit.is_none() && r.pid > 0 => s.child_pid = r.pid,
-            _ => s.child_pid = 0,
-        }
-        s.ready = state == "running";
-        s.probe = self.checks.last_probe.clone();
-        let now = Instant::now();
-        let final_state = matches!(state, "stopped" | "gave-up");
-        match self.last_publish {
-            Some(last) if !final_state && now < last + PUBLISH_GAP => {
-                self.publish_due = Some(last + PUBLISH_GAP);
+    /// Feeds `event`, and every event its actions yield, to the machine.
+    fn handle(&mut self, event: Event, now: Instant) {
+        self.events.push_back(event);
+        while let Some(event) = self.events.pop_front() {
+            for action in self.machine.step(event, now, &self.rules) {
+                self.act(action, now);
             }
-            _ => self.write_state(now),
+        }
+        self.publish(now);
+    }
+
+    /// Carries out one action: the only place the machine's word becomes a
+    /// syscall.
+    fn act(&mut self, action: Action, now: Instant) {
+        match action {
+            Action::Start => self.start(now),
+            Action::SignalRun(sig) => {
+                if let Some(run) = &self.run {
+                    run.signal(sig);
+                }
+            }
+            Action::SignalLeftovers { signal, fresh } => {
+                if fresh {
+                    self.signalled.clear();
+                }
+                self.signal_leftovers(signal);
+            }
+            Action::EndRun => {
+                if let Some(mut run) = self.run.take() {
+                    run.checks.on_end();
+                    self.logs.close(&mut run.pipes);
+                }
+                self.next_sample = None;
+            }
+            Action::TakeTerminal => crate::sys::give_terminal(self.my_pgrp),
+            Action::GiveTerminal => {
+                if let Some(pgid) = self.run.as_ref().and_then(|r| r.pgid) {
+                    crate::sys::give_terminal(pgid);
+                }
+            }
+            Action::StopSelf => {
+                // The loop resumes right here at SIGCONT, which arrives as
+                // the next signal event.
+                let _ = crate::sys::kill(self.my_pid, libc::SIGSTOP);
+            }
+            Action::Log(text) => self.logs.event(&text),
+            Action::Fatal(text) => self.logs.fatal(&text),
+            Action::Report(report) => {
+                if let Some(fd) = self.detach_notify.take() {
+                    let _ = crate::sys::write_all(fd.as_raw_fd(), report.encode().as_bytes());
+                }
+            }
         }
     }
 
-    fn write_state(&mut self, now: Instant) {
-        self.publish_due = None;
-        self.last_publish = Some(now);
-        let Some(instance) = self.instance.as_mut() else {
-            return;
+    /// Starts a run; how it went is the machine's next event.
+    fn start(&mut self, now: Instant) {
+        let mut checks = Checks::new(self.cfg.probes.clone(), self.inherited);
+        let ready_pipe = checks.ready_pipe_for_child();
+        let spawned = match &ready_pipe {
+            Err(e) => Err(SpawnError::Other(std::io::Error::from_raw_os_error(
+                e.raw_os_error().unwrap_or(libc::EMFILE),
+            ))),
+            Ok(ready) => {
+                let extra: Vec<(i32, i32)> =
+                    ready.iter().map(|(w, n)| (w.as_raw_fd(), *n)).collect();
+                spawn(&SpawnSpec {
+                    command: &self.cfg.command,
+                    own_group: self.cfg.own_group,
+                    stdout: self.logs.output_for(Stream::Out),
+                    stderr: self.logs.output_for(Stream::Err),
+                    take_terminal: self.rules.tty,
+                    inherited: self.inherited,
+                    extra_fds: &extra,
+                })
+            }
         };
-        if let Some(warning) = instance.publish(&self.snapshot) {
-            self.logs.event(&warning);
-        }
-    }
-
-    /// Tells a `--detach` parent how the first start went, then lets it go.
-    fn notify_parent(&mut self, message: &str) {
-        if let Some(fd) = self.detach_notify.take() {
-            let _ = crate::sys::write_all(
-                std::os::fd::AsRawFd::as_raw_fd(&fd),
-                format!("{message}\n").as_bytes(),
-            );
-        }
-    }
-
-    /// Acts on what the readiness and health checks found.
-    fn on_check(&mut self, event: Option<Event>, now: Instant) {
-        let Some(event) = event else { return };
-        match event {
-            Event::Ready(after) => {
-                self.logs
-                    .event(&format!("ready after {}", format_duration(after)));
-                self.publish("running");
-                let pid = self.run.as_ref().map_or(0, |r| r.pid);
-                self.notify_parent(&format!("started {pid}"));
+        // Our copy of the ready pipe's write end goes now, so that the pipe
+        // reports end of file when the child closes its own.
+        drop(ready_pipe);
+        match spawned {
+            Ok(child) => {
+                let gated = checks.gated();
+                let check = checks.on_start(now);
+                self.run = Some(Run {
+                    pid: child.pid,
+                    pgid: self.cfg.own_group.then_some(child.pid),
+                    started: now,
+                    exited: false,
+                    pipes: Pipes::new(child.stdout, child.stderr),
+                    checks,
+                });
+                self.no_children = false;
+                self.next_sample = self
+                    .cfg
+                    .max_memory
+                    .map(|_| later(now, self.cfg.memory_interval));
+                self.publisher.snapshot.started_at = crate::logs::clock::wall_now().0;
+                self.events.push_back(Event::Started {
+                    pid: child.pid,
+                    gated,
+                });
+                if let Some(ev) = check.and_then(|c| self.check_event(c)) {
+                    self.events.push_back(ev);
+                }
             }
-            Event::NotReady(after) => {
-                let why = format!("not ready after {}", format_duration(after));
-                self.logs.event(&why);
-                self.notify_parent(&format!("failed 1 '{}' {why}", self.cfg.name));
-                self.begin_stop(RunEnd::NotReady, now);
-            }
-            Event::Unhealthy { failures, last } => {
-                self.logs.event(&format!(
-                    "unhealthy after {failures} failed check{} (last: {last})",
-                    if failures == 1 { "" } else { "s" }
-                ));
-                self.begin_stop(RunEnd::FaultRestart, now);
-            }
-            Event::ProbeChanged => {
-                let state = if self.checks.is_ready() {
-                    "running"
-                } else {
-                    "starting"
+            Err(e) => {
+                let program = self.cfg.command[0].to_string_lossy();
+                let reason = crate::diag::os_reason(e.error());
+                let why = match e {
+                    SpawnError::Other(_) => format!("cannot start '{program}': {reason}"),
+                    _ => format!("cannot run '{program}': {reason}"),
                 };
-                self.publish(state);
+                self.events.push_back(Event::StartFailed {
+                    status: e.status(),
+                    why,
+                });
             }
         }
     }
 
-    /// Commands from `keepup stop / restart / signal`.
-    fn on_control(&mut self, now: Instant) {
-        let Some(instance) = self.instance.as_mut() else {
-            return;
-        };
-        for cmd in instance.commands() {
-            let mut words = cmd.split_whitespace();
-            match (words.next(), words.next()) {
-                (Some("stop"), None) => {
-                    let sig = self.cfg.stop_signal;
-                    self.shutdown_with(sig, "stop requested; stopping".to_string(), now);
-                }
-                (Some("restart"), None) => match self.phase {
-                    Phase::Running => {
-                        self.logs.event("restart requested");
-                        self.begin_stop(RunEnd::Requested, now);
-                    }
-                    Phase::Backoff { .. } => {
-                        self.logs.event("restart requested; starting now");
-                        let _ = self.start(now, false);
-                    }
-                    _ => {}
-                },
-                (Some("signal"), Some(n)) => {
-                    if let (Ok(sig), Some(run)) = (n.parse::<i32>(), &self.run)
-                        && (1..=64).contains(&sig)
-                    {
-                        signal_run(run, sig);
-                    }
-                }
-                _ => {}
+    /// A check's finding as a machine event; a changed probe result only
+    /// changes what `status` shows.
+    fn check_event(&mut self, found: checks::Event) -> Option<Event> {
+        match found {
+            checks::Event::Ready(after) => Some(Event::Ready { after }),
+            checks::Event::NotReady(after) => Some(Event::NotReady { after }),
+            checks::Event::Unhealthy { failures, last } => {
+                self.note_probe();
+                Some(Event::Unhealthy { failures, last })
+            }
+            checks::Event::ProbeChanged => {
+                self.note_probe();
+                None
             }
         }
     }
 
-    /// One round: sleep in poll until an fd is ready or the nearest deadline,
-    /// then handle signals, output and deadlines.
-    fn wait_and_handle(&mut self) {
-        let [out_fd, err_fd] = self.logs.pipe_fds();
-        let ctl_fd = self.instance.as_ref().and_then(|i| i.ctl_fd());
-        let pollfd = |fd: Option<i32>| libc::pollfd {
+    fn note_probe(&mut self) {
+        if let Some(run) = &self.run {
+            self.last_probe.clone_from(&run.checks.last_probe);
+        }
+    }
+
+    fn on_check(&mut self, found: Option<checks::Event>, now: Instant) {
+        match found.and_then(|f| self.check_event(f)) {
+            Some(ev) => self.handle(ev, now),
+            None => self.publish(now),
+        }
+    }
+
+    /// One round: sleep in poll until an fd is ready or the nearest
+    /// deadline, then turn what happened into events.
+    fn turn(&mut self) {
+        let pollfd = |fd: Option<i32>, events: i16| libc::pollfd {
             fd: fd.unwrap_or(-1),
-            events: libc::POLLIN,
+            events,
             revents: 0,
         };
-        let [ready_pipe, http] = self.checks.poll_fds();
+        let [out_fd, err_fd] = self.run.as_ref().map_or([None, None], |r| r.pipes.fds());
+        let [ready_pipe, http] = self
+            .run
+            .as_ref()
+            .map_or([None, None], |r| r.checks.poll_fds());
+        let ctl_fd = self.publisher.instance.as_ref().and_then(|i| i.ctl_fd());
+        const SIGNALS: usize = 0;
+        const OUT: usize = 1;
+        const ERR: usize = 2;
+        const CONTROL: usize = 3;
+        const READY_PIPE: usize = 4;
+        const HTTP_PROBE: usize = 5;
         let mut fds = [
-            pollfd(Some(self.signals.fd())),
-            pollfd(out_fd),
-            pollfd(err_fd),
-            pollfd(ctl_fd),
-            pollfd(ready_pipe.map(|(fd, _)| fd)),
-            libc::pollfd {
-                fd: http.map_or(-1, |(fd, _)| fd),
-                events: http.map_or(0, |(_, ev)| ev),
-                revents: 0,
-            },
+            pollfd(Some(self.signals.fd()), libc::POLLIN),
+            pollfd(out_fd, libc::POLLIN),
+            pollfd(err_fd, libc::POLLIN),
+            pollfd(ctl_fd, libc::POLLIN),
+            pollfd(ready_pipe.map(|(fd, _)| fd), libc::POLLIN),
+            pollfd(http.map(|(fd, _)| fd), http.map_or(0, |(_, ev)| ev)),
         ];
         let timeout = match self.next_deadline() {
             None => -1,
@@ -338,168 +355,144 @@ impl Supervisor {
             std::thread::sleep(Duration::from_millis(100));
         }
         let now = Instant::now();
-        if fds[0].revents != 0 {
+        self.reaped_other = false;
+        if fds[SIGNALS].revents != 0 {
             let mut sigs = std::mem::take(&mut self.sig_buf);
             self.signals.drain(&mut sigs);
             for &sig in &sigs {
-                self.on_signal(sig, now);
+                if sig == libc::SIGCHLD {
+                    self.reap(now);
+                } else {
+                    self.handle(Event::Signal(sig), now);
+                }
             }
             sigs.clear();
             self.sig_buf = sigs;
         }
-        if fds[1].revents != 0 {
-            self.logs.pump(Stream::Out, now);
+        if let Some(run) = self.run.as_mut() {
+            if fds[OUT].revents != 0 {
+                self.logs.pump(&mut run.pipes, Stream::Out, now);
+            }
+            if fds[ERR].revents != 0 {
+                self.logs.pump(&mut run.pipes, Stream::Err, now);
+            }
         }
-        if fds[2].revents != 0 {
-            self.logs.pump(Stream::Err, now);
+        if fds[CONTROL].revents != 0 {
+            let commands = self
+                .publisher
+                .instance
+                .as_mut()
+                .map(|i| i.commands())
+                .unwrap_or_default();
+            for c in commands.iter().filter_map(|c| Control::decode(c)) {
+                self.handle(Event::Control(c), now);
+            }
         }
-        if fds[3].revents != 0 {
-            self.on_control(now);
+        if fds[READY_PIPE].revents != 0 {
+            let found = self.run.as_mut().and_then(|r| r.checks.on_ready_pipe(now));
+            self.on_check(found, now);
         }
-        if fds[4].revents != 0 {
-            let ev = self.checks.on_ready_pipe(now);
-            self.on_check(ev, now);
-        }
-        if fds[5].revents != 0 {
-            let ev = self.checks.on_http(now);
-            self.on_check(ev, now);
+        if fds[HTTP_PROBE].revents != 0 {
+            let found = self.run.as_mut().and_then(|r| r.checks.on_http(now));
+            self.on_check(found, now);
         }
         self.on_time(now);
         self.logs.flush();
     }
 
     fn next_deadline(&self) -> Option<Instant> {
-        let phase = match self.phase {
-            Phase::Running => [self.next_sample, self.checks.deadline()]
-                .into_iter()
-                .flatten()
-                .min(),
-            Phase::Stopping { kill_at } => kill_at,
-            Phase::Cleanup {
-                kill_at,
-                abandon_at,
-            } => {
-                let recheck = (self.no_children && self.group_alive())
-                    .then(|| Instant::now() + GROUP_RECHECK);
-                [kill_at, abandon_at, recheck].into_iter().flatten().min()
+        let mut run_deadlines = [None, None];
+        if let Some(run) = &self.run {
+            run_deadlines[0] = run.pipes.deadline();
+            if self.machine.child_alive() {
+                run_deadlines[1] = run.checks.deadline();
             }
-            Phase::Backoff { until } => Some(until),
-            Phase::Done(_) => None,
-        };
-        [phase, self.logs.deadline(), self.publish_due]
+        }
+        let sample = self.next_sample.filter(|_| self.sampling());
+        [self.machine.deadline(), sample, self.publisher.due]
             .into_iter()
+            .chain(run_deadlines)
             .flatten()
             .min()
     }
 
-    fn on_signal(&mut self, sig: i32, now: Instant) {
-        if sig == libc::SIGCHLD {
-            self.reap(now);
-        } else if STOPPING.contains(&sig) {
-            self.request_shutdown(sig, now);
-        } else if FORWARDED.contains(&sig)
-            && let (Phase::Running | Phase::Stopping { .. }, Some(run)) = (&self.phase, &self.run)
-        {
-            signal_run(run, sig);
+    /// Memory is sampled while the run is up, never while it is stopped.
+    fn sampling(&self) -> bool {
+        self.machine.is_up()
+    }
+
+    /// Deadlines: partial lines, the merged state write, the checks, the
+    /// memory sample, the machine's own, and the clean-up's progress.
+    fn on_time(&mut self, now: Instant) {
+        if let Some(run) = self.run.as_mut() {
+            self.logs.flush_stale(&mut run.pipes, now);
+        }
+        if self.publisher.due.is_some_and(|t| now >= t) {
+            self.write_state(now);
+        }
+        if self.machine.child_alive() {
+            let found = self.run.as_mut().and_then(|r| r.checks.on_time(now));
+            self.on_check(found, now);
+        }
+        if self.sampling() && self.next_sample.is_some_and(|t| now >= t) {
+            self.next_sample = Some(later(now, self.cfg.memory_interval));
+            let sample = self.sampler.sample(self.my_pid);
+            self.last_rss = Some(sample.bytes);
+            self.handle(
+                Event::Memory {
+                    bytes: sample.bytes,
+                    processes: sample.processes,
+                },
+                now,
+            );
+        }
+        if self.machine.deadline().is_some_and(|t| now >= t) {
+            self.handle(Event::Deadline, now);
+        }
+        if self.machine.observing() {
+            let seen = self.seen();
+            self.handle(Event::Observed(seen), now);
+        }
+    }
+
+    /// What is left of the current run.
+    fn seen(&self) -> Seen {
+        Seen {
+            children: !self.no_children,
+            group_alive: self.run.as_ref().is_some_and(Run::group_alive),
+            drained: self.run.as_ref().is_none_or(|r| r.pipes.drained()),
+            reaped: self.reaped_other,
         }
     }
 
     fn reap(&mut self, now: Instant) {
-        let mut main_exit = None;
-        let main_pid = self
-            .run
-            .as_ref()
-            .filter(|r| r.exit.is_none())
-            .map(|r| r.pid);
-        let mut others = std::mem::take(&mut self.reaped);
-        self.no_children = crate::reap::reap_all(|pid, kind| {
-            if Some(pid) == main_pid {
-                main_exit = Some(kind);
-            } else {
-                others.push((pid, kind));
-            }
-        });
-        for &(pid, kind) in &others {
-            let ev = self.checks.on_reaped(pid, kind, now);
-            self.on_check(ev, now);
-        }
-        others.clear();
-        self.reaped = others;
-        if let Some(kind) = main_exit {
-            self.on_child_exit(kind, now);
-        } else if let Phase::Cleanup { kill_at, .. } = self.phase {
-            // Orphans re-parented since the cleanup began get the same signal
-            // as the others (SIGKILL once the kill timeout has passed).
-            if !self.no_children {
-                let sig = match (kill_at, &self.run) {
-                    (Some(_), Some(r)) => r.stop_signal,
-                    (Some(_), None) => self.cfg.stop_signal,
-                    (None, _) => libc::SIGKILL,
-                };
-                self.signal_leftovers(sig);
-            }
-        }
-    }
-
-    fn on_child_exit(&mut self, kind: ExitKind, now: Instant) {
-        if !self.checks.is_ready() {
-            self.notify_parent(&format!(
-                "failed 1 '{}' {} before it was ready",
-                self.cfg.name,
-                match kind {
-                    ExitKind::Code(c) => format!("exited with code {c}"),
-                    ExitKind::Signal(s) => format!("was killed by {}", signal_name(s)),
+        let main_pid = self.run.as_ref().filter(|r| !r.exited).map_or(0, |r| r.pid);
+        let mut found = Vec::new();
+        self.no_children = crate::reap::reap_all(main_pid, |pid, what| found.push((pid, what)));
+        for (pid, what) in found {
+            match what {
+                Reaped::Exited(exit) if pid == main_pid => {
+                    if let Some(run) = self.run.as_mut() {
+                        run.exited = true;
+                        run.checks.on_end();
+                    }
+                    let seen = self.seen();
+                    self.handle(Event::ChildExited { exit, seen }, now);
                 }
-            ));
-        }
-        self.checks.on_end();
-        let tty = self.tty;
-        let Some(run) = self.run.as_mut() else { return };
-        run.exit = Some(kind);
-        run.ended = Some(now);
-        if tty {
-            crate::sys::give_terminal(self.my_pgrp);
-            // Ctrl-C (or Ctrl-\) on an interactive child is the user's word.
-            if matches!(kind, ExitKind::Signal(libc::SIGINT | libc::SIGQUIT))
-                && run.end == RunEnd::Exited
-            {
-                run.end = RunEnd::Shutdown;
+                Reaped::Stopped(signal) => self.handle(Event::ChildStopped { signal }, now),
+                Reaped::Exited(exit) => {
+                    self.reaped_other = true;
+                    let found = self
+                        .run
+                        .as_mut()
+                        .and_then(|r| r.checks.on_reaped(pid, exit, now));
+                    self.on_check(found, now);
+                }
             }
         }
-        self.begin_cleanup(now);
     }
 
-    /// The child is gone: stop whatever it left behind, drain its pipes.
-    fn begin_cleanup(&mut self, now: Instant) {
-        self.signalled.clear();
-        let leftovers = self.leftovers_exist();
-        let kill_at = leftovers.then(|| now + self.cfg.kill_timeout);
-        self.phase = Phase::Cleanup {
-            kill_at,
-            abandon_at: None,
-        };
-        if leftovers {
-            let sig = self
-                .run
-                .as_ref()
-                .map_or(self.cfg.stop_signal, |r| r.stop_signal);
-            self.signal_leftovers(sig);
-        }
-        self.progress_cleanup(now);
-    }
-
-    fn group_alive(&self) -> bool {
-        self.run
-            .as_ref()
-            .and_then(|r| r.pgid)
-            .is_some_and(crate::sys::group_alive)
-    }
-
-    fn leftovers_exist(&self) -> bool {
-        !self.no_children || self.group_alive()
-    }
-
-    /// Sends `sig` to the child's group and to every process re-parented to
+    /// Sends `sig` to the run's group and to every process re-parented to
     /// keepup that has not had it yet.
     fn signal_leftovers(&mut self, sig: i32) {
         if let Some(pgid) = self.run.as_ref().and_then(|r| r.pgid) {
@@ -515,374 +508,58 @@ impl Supervisor {
         }
     }
 
-    fn progress_cleanup(&mut self, now: Instant) {
-        let Phase::Cleanup {
-            kill_at,
-            abandon_at,
-        } = self.phase
-        else {
+    /// Publishes the state for `keepup status` when what it shows changed.
+    /// Best-effort.
+    ///
+    /// In a fast crash loop the state would be rewritten thousands of times a
+    /// second; a write within `PUBLISH_GAP` of the last one is deferred to
+    /// the end of that gap (a deadline like any other), so `status` lags by
+    /// at most that. Final states are written at once.
+    fn publish(&mut self, now: Instant) {
+        if self.publisher.instance.is_none() {
+            return;
+        }
+        let view = View {
+            state: self.machine.published(),
+            child_pid: self.machine.child_pid().unwrap_or(0),
+            restarts: self.machine.counters.restarts,
+            last_exit: self
+                .machine
+                .last_exit
+                .map(|e| e.describe())
+                .unwrap_or_default(),
+            probe: self.last_probe.clone(),
+        };
+        if self.publisher.shown.as_ref() == Some(&view) {
+            return;
+        }
+        let s = &mut self.publisher.snapshot;
+        s.state = view.state;
+        s.child_pid = view.child_pid;
+        s.restarts = view.restarts;
+        s.last_exit.clone_from(&view.last_exit);
+        s.probe.clone_from(&view.probe);
+        s.ready = view.state == RunState::Running;
+        s.rss = self.last_rss;
+        let final_state = view.state.is_final();
+        self.publisher.shown = Some(view);
+        match self.publisher.last_write {
+            Some(last) if !final_state && now < last + PUBLISH_GAP => {
+                self.publisher.due = Some(last + PUBLISH_GAP);
+            }
+            _ => self.write_state(now),
+        }
+    }
+
+    fn write_state(&mut self, now: Instant) {
+        let p = &mut self.publisher;
+        p.due = None;
+        p.last_write = Some(now);
+        let Some(instance) = p.instance.as_mut() else {
             return;
         };
-        let leftovers = self.leftovers_exist();
-        if leftovers {
-            if kill_at.is_some_and(|t| now >= t) {
-                self.logs.event(&format!(
-                    "leftover processes did not stop within {}; sending SIGKILL",
-                    format_duration(self.cfg.kill_timeout)
-                ));
-                self.signalled.clear();
-                self.signal_leftovers(libc::SIGKILL);
-                self.phase = Phase::Cleanup {
-                    kill_at: None,
-                    abandon_at: Some(now + ABANDON_AFTER),
-                };
-                return;
-            }
-            if kill_at.is_none() && abandon_at.is_none() {
-                // Leftovers appeared after the run was judged clean.
-                self.phase = Phase::Cleanup {
-                    kill_at: Some(now + self.cfg.kill_timeout),
-                    abandon_at: None,
-                };
-                return;
-            }
-            if abandon_at.is_some_and(|t| now >= t) {
-                self.logs
-                    .event("leftover processes did not exit after SIGKILL; going on without them");
-                self.finish_run(now);
-            }
-            return;
-        }
-        if self.logs.drained() {
-            self.finish_run(now);
-            return;
-        }
-        match abandon_at {
-            Some(t) if now >= t => {
-                self.logs.event(
-                    "output pipes still held open by a process outside keepup's tree; closing them",
-                );
-                self.logs.attach(None, None);
-                self.finish_run(now);
-            }
-            Some(_) => {}
-            None => {
-                self.phase = Phase::Cleanup {
-                    kill_at: None,
-                    abandon_at: Some(now + ABANDON_AFTER),
-                }
-            }
+        if let Some(warning) = instance.publish(&p.snapshot) {
+            self.logs.event(&warning);
         }
     }
-
-    fn on_time(&mut self, now: Instant) {
-        self.logs.flush_stale(now);
-        if self.publish_due.is_some_and(|t| now >= t) {
-            self.write_state(now);
-        }
-        match self.phase {
-            Phase::Running => {
-                let ev = self.checks.on_time(now);
-                self.on_check(ev, now);
-                if matches!(self.phase, Phase::Running)
-                    && self.next_sample.is_some_and(|t| now >= t)
-                {
-                    self.sample_memory(now);
-                }
-            }
-            Phase::Stopping { kill_at: Some(t) } if now >= t => {
-                self.logs.event(&format!(
-                    "did not stop within {}; sending SIGKILL",
-                    format_duration(self.cfg.kill_timeout)
-                ));
-                self.kill_now();
-            }
-            Phase::Cleanup { .. } => self.progress_cleanup(now),
-            Phase::Backoff { until } if now >= until => {
-                let _ = self.start(now, false);
-            }
-            _ => {}
-        }
-    }
-
-    fn sample_memory(&mut self, now: Instant) {
-        let Some(limit) = self.cfg.max_memory else {
-            return;
-        };
-        self.next_sample = Some(now + self.cfg.memory_interval);
-        let sample = self.sampler.sample(self.my_pid);
-        self.last_rss = Some(sample.bytes);
-        if sample.bytes > limit {
-            let pid = self.run.as_ref().map_or(0, |r| r.pid);
-            let others = sample.processes.saturating_sub(1);
-            self.logs.event(&format!(
-                "memory {} over limit {} (pid {pid} and {others} descendant{})",
-                format_size(sample.bytes),
-                format_size(limit),
-                if others == 1 { "" } else { "s" }
-            ));
-            self.begin_stop(RunEnd::FaultRestart, now);
-        }
-    }
-
-    /// Asks the running child to stop, for a restart or for good.
-    fn begin_stop(&mut self, end: RunEnd, now: Instant) {
-        let Some(run) = self.run.as_mut() else { return };
-        if !matches!(self.phase, Phase::Running) {
-            return;
-        }
-        run.end = end;
-        let sig = run.stop_signal;
-        signal_run(run, sig);
-        self.phase = Phase::Stopping {
-            kill_at: Some(now + self.cfg.kill_timeout),
-        };
-        self.publish("stopping");
-    }
-
-    /// SIGKILL to the child's group and every leftover, at once.
-    fn kill_now(&mut self) {
-        if let Some(run) = &self.run
-            && run.exit.is_none()
-        {
-            signal_run(run, libc::SIGKILL);
-        }
-        self.signalled.clear();
-        self.signal_leftovers(libc::SIGKILL);
-        match self.phase {
-            Phase::Stopping { .. } => self.phase = Phase::Stopping { kill_at: None },
-            Phase::Cleanup { .. } => {
-                self.phase = Phase::Cleanup {
-                    kill_at: None,
-                    abandon_at: Some(Instant::now() + ABANDON_AFTER),
-                }
-            }
-            _ => {}
-        }
-    }
-
-    /// SIGTERM, SIGINT or SIGQUIT to keepup: forward it, stop, do not restart.
-    fn request_shutdown(&mut self, sig: i32, now: Instant) {
-        if self.shutdown {
-            if matches!(self.phase, Phase::Stopping { .. } | Phase::Cleanup { .. }) {
-                self.logs.event(&format!(
-                    "received {} again; sending SIGKILL",
-                    signal_name(sig)
-                ));
-                self.kill_now();
-            }
-            return;
-        }
-        self.shutdown_with(sig, format!("received {}; stopping", signal_name(sig)), now);
-    }
-
-    /// Stops for good: `sig` to the child's group, then the stop sequence.
-    fn shutdown_with(&mut self, sig: i32, why: String, now: Instant) {
-        if self.shutdown {
-            return;
-        }
-        self.shutdown = true;
-        self.logs.event(&why);
-        match self.phase {
-            Phase::Running => {
-                if let Some(run) = self.run.as_mut() {
-                    run.end = RunEnd::Shutdown;
-                    run.stop_signal = sig;
-                    signal_run(run, sig);
-                }
-                self.phase = Phase::Stopping {
-                    kill_at: Some(now + self.cfg.kill_timeout),
-                };
-                self.publish("stopping");
-            }
-            Phase::Stopping { .. } | Phase::Cleanup { .. } => {
-                if let Some(run) = self.run.as_mut() {
-                    run.end = RunEnd::Shutdown;
-                }
-            }
-            Phase::Backoff { .. } => {
-                self.phase = Phase::Done(self.last_exit.map_or(0, ExitKind::status));
-                self.publish("stopped");
-            }
-            Phase::Done(_) => {}
-        }
-    }
-
-    /// Starts a run. Only the first start may fail fatally; later failures
-    /// count as unstable runs.
-    fn start(&mut self, now: Instant, first: bool) -> Result<(), StartFailure> {
-        let ready_pipe = self.checks.ready_pipe_for_child();
-        let spawned = match &ready_pipe {
-            Err(e) => Err(SpawnError::Other(std::io::Error::from_raw_os_error(
-                e.raw_os_error().unwrap_or(libc::EMFILE),
-            ))),
-            Ok(ready) => spawn(&SpawnSpec {
-                command: &self.cfg.command,
-                own_group: self.cfg.own_group,
-                stdout: self.logs.output_for(Stream::Out),
-                stderr: self.logs.output_for(Stream::Err),
-                take_terminal: self.tty,
-                inherited: self.inherited,
-                ready_fd: ready
-                    .as_ref()
-                    .map(|(w, n)| (std::os::fd::AsRawFd::as_raw_fd(w), *n)),
-            }),
-        };
-        // Our copy of the ready pipe's write end goes now, so that the pipe
-        // reports end of file when the child closes its own.
-        drop(ready_pipe);
-        match spawned {
-            Ok(child) => {
-                self.logs.attach(child.stdout, child.stderr);
-                self.run = Some(Run {
-                    pid: child.pid,
-                    pgid: self.cfg.own_group.then_some(child.pid),
-                    started: now,
-                    ended: None,
-                    exit: None,
-                    end: RunEnd::Exited,
-                    stop_signal: self.cfg.stop_signal,
-                });
-                self.phase = Phase::Running;
-                self.no_children = false;
-                self.next_sample = self.cfg.max_memory.map(|_| now + self.cfg.memory_interval);
-                self.snapshot.started_at = crate::logs::clock::wall_now().0;
-                self.logs.event(&format!("started pid {}", child.pid));
-                let ev = self.checks.on_start(now);
-                if self.checks.gated() {
-                    self.publish("starting");
-                } else {
-                    self.publish("running");
-                    self.notify_parent(&format!("started {}", child.pid));
-                }
-                self.on_check(ev, now);
-                Ok(())
-            }
-            Err(e) => {
-                let program = self.cfg.command[0].to_string_lossy();
-                let reason = crate::logs::sink::os_reason(e.error());
-                let what = match e {
-                    SpawnError::Other(_) => format!("cannot start '{program}': {reason}"),
-                    _ => format!("cannot run '{program}': {reason}"),
-                };
-                if first {
-                    self.logs.fatal(&what);
-                    self.notify_parent(&format!("failed {} {what}", e.status()));
-                    return Err(StartFailure(e.status()));
-                }
-                self.logs.event(&what);
-                self.run = Some(Run {
-                    pid: 0,
-                    pgid: None,
-                    started: now,
-                    ended: Some(now),
-                    exit: Some(ExitKind::Code(e.status())),
-                    end: RunEnd::Exited,
-                    stop_signal: self.cfg.stop_signal,
-                });
-                self.finish_run(now);
-                Ok(())
-            }
-        }
-    }
-
-    /// The run and its leftovers are gone and its output is written: report
-    /// it and decide what comes next.
-    fn finish_run(&mut self, now: Instant) {
-        let Some(run) = self.run.take() else { return };
-        self.logs.attach(None, None);
-        self.next_sample = None;
-        let exit = run.exit.unwrap_or(ExitKind::Signal(libc::SIGKILL));
-        self.last_exit = Some(exit);
-        let uptime = run
-            .ended
-            .unwrap_or(now)
-            .saturating_duration_since(run.started);
-        let end = if self.shutdown {
-            RunEnd::Shutdown
-        } else {
-            run.end
-        };
-        let before = self.counters;
-        let decision = decide(
-            &self.cfg.policy,
-            &self.cfg.success_codes,
-            &mut self.counters,
-            exit,
-            end,
-            uptime,
-        );
-        let mut line = if run.pid == 0 {
-            "could not start".to_string()
-        } else {
-            let how = match exit {
-                ExitKind::Code(c) => format!("exited with code {c}"),
-                ExitKind::Signal(s) => format!("killed by {}", signal_name(s)),
-            };
-            format!("{how} after {}", format_duration(uptime))
-        };
-        match decision {
-            Decision::Restart { after } => {
-                if self.counters.unstable > 0 && self.counters.unstable > before.unstable {
-                    let cap = self
-                        .cfg
-                        .policy
-                        .max_restarts
-                        .map_or("unlimited".to_string(), |n| n.to_string());
-                    line.push_str(&format!(" (unstable {}/{cap})", self.counters.unstable));
-                }
-                line.push_str(&format!("; restarting in {}", format_duration(after)));
-                self.logs.event(&line);
-                if after.is_zero() {
-                    let _ = self.start(now, false);
-                } else {
-                    self.phase = Phase::Backoff { until: now + after };
-                    self.publish("backoff");
-                }
-            }
-            Decision::Exit => {
-                if end == RunEnd::Exited {
-                    line.push_str("; not restarting (--restart ");
-                    line.push_str(match self.cfg.policy.restart {
-                        crate::backoff::RestartPolicy::Always => "always)",
-                        crate::backoff::RestartPolicy::OnFailure => "on-failure)",
-                        crate::backoff::RestartPolicy::Never => "never)",
-                    });
-                }
-                self.logs.event(&line);
-                self.phase = Phase::Done(exit.status());
-                self.publish("stopped");
-            }
-            Decision::GiveUp => {
-                self.logs.event(&line);
-                let gave_up = if self.cfg.policy.max_restarts == Some(0) {
-                    format!(
-                        "gave up: --max-restarts 0 allows no restart; last exit: {}",
-                        exit.describe()
-                    )
-                } else {
-                    format!(
-                        "gave up after {} unstable restarts; last exit: {}",
-                        self.counters.unstable,
-                        exit.describe()
-                    )
-                };
-                self.logs.event(&gave_up);
-                self.phase = Phase::Done(exit.status());
-                self.publish("gave-up");
-            }
-        }
-    }
-}
-
-/// Sends `sig` to the run's process group, or to its pid under `--no-group`.
-fn signal_run(run: &Run, sig: i32) {
-    if run.exit.is_some() || run.pid <= 0 {
-        return;
-    }
-    let target = match run.pgid {
-        Some(pgid) => -pgid,
-        None => run.pid,
-    };
-    let _ = crate::sys::kill(target, sig);
 }

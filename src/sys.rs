@@ -12,11 +12,12 @@ fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
     }
 }
 
-/// A pipe whose both ends are close-on-exec and non-blocking.
-pub fn pipe_nonblocking() -> io::Result<(OwnedFd, OwnedFd)> {
+/// A pipe whose both ends are close-on-exec; `flags` adds to that
+/// (`O_NONBLOCK` for both ends). The one pipe helper.
+pub fn pipe(flags: libc::c_int) -> io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0; 2];
     // SAFETY: fds has room for the two descriptors pipe2 writes.
-    check(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) })?;
+    check(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | flags) })?;
     // SAFETY: pipe2 succeeded, so both are fresh descriptors we own.
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
@@ -119,9 +120,19 @@ pub fn in_foreground() -> bool {
     isatty(0) && unsafe { libc::tcgetpgrp(0) == libc::getpgrp() }
 }
 
-/// Hands the terminal on stdin to `pgid`. keepup blocks SIGTTOU, so this works
-/// from the background too; errors (no terminal any more) are ignored.
+/// Hands the terminal on stdin to `pgid`. From the background `tcsetpgrp`
+/// raises SIGTTOU unless it is blocked, and keepup catches SIGTTOU (job
+/// control), so it is blocked around the call. Errors (no terminal any
+/// more) are ignored.
 pub fn give_terminal(pgid: i32) {
-    // SAFETY: no memory arguments.
-    unsafe { libc::tcsetpgrp(0, pgid) };
+    // SAFETY: plain sigset manipulation and tcsetpgrp, no memory kept.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGTTOU);
+        libc::sigprocmask(libc::SIG_BLOCK, &set, &mut old);
+        libc::tcsetpgrp(0, pgid);
+        libc::sigprocmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
+    }
 }

@@ -18,8 +18,16 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     if t.starts_with('-') {
         return Err("a duration cannot be negative".into());
     }
-    humantime::parse_duration(t).map_err(|e| e.to_string())
+    let d = humantime::parse_duration(t).map_err(|e| e.to_string())?;
+    if d > MAX_DURATION {
+        return Err("at most 30 days".into());
+    }
+    Ok(d)
 }
+
+/// The longest duration any option takes. Far beyond any sensible timeout,
+/// and far below what `Instant` arithmetic can overflow on.
+pub const MAX_DURATION: Duration = Duration::from_secs(30 * 24 * 3600);
 
 /// Renders a duration the way keepup's event lines print it: `100ms`,
 /// `1.5s`, `4s`, `1m30s`.
@@ -199,6 +207,12 @@ mod tests {
         assert!(parse_duration("").is_err());
         assert!(parse_duration("-1s").is_err());
         assert!(parse_duration("10parsecs").is_err());
+        assert_eq!(parse_duration("30days"), Ok(MAX_DURATION));
+        assert_eq!(parse_duration("31d").unwrap_err(), "at most 30 days");
+        assert_eq!(
+            parse_duration("300000000000y").unwrap_err(),
+            "at most 30 days"
+        );
     }
 
     #[test]

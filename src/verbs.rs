@@ -8,18 +8,13 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use crate::diag::complain;
+use crate::protocol::{Control, RunState};
 use crate::state::{Folder, FolderError, Snapshot, same_process};
 use crate::units::{format_duration, format_size, format_uptime, parse_signal};
 
 /// A verb's outcome: its exit status.
 pub type Status = i32;
-
-fn complain(what: &str) {
-    let _ = crate::sys::write_all(
-        2,
-        format!("keepup: {}\n", crate::cli::one_line(what)).as_bytes(),
-    );
-}
 
 fn usage(what: &str) -> Status {
     complain(what);
@@ -45,22 +40,18 @@ impl Entry {
         })
     }
 
-    /// The state to show: a live instance's own, a final one, or `dead`.
-    fn state(&self) -> &str {
-        if self.live || matches!(self.snap.state.as_str(), "stopped" | "gave-up") {
-            &self.snap.state
-        } else {
-            "dead"
-        }
+    /// The state to show: a live instance's own, a final one, or `None`
+    /// for `dead` (its keepup is gone without saying so).
+    fn run_state(&self) -> Option<RunState> {
+        (self.live || self.snap.state.is_final()).then_some(self.snap.state)
+    }
+
+    fn state(&self) -> &'static str {
+        self.run_state().map_or("dead", RunState::as_str)
     }
 
     fn child_running(&self) -> bool {
-        self.live
-            && matches!(
-                self.snap.state.as_str(),
-                "starting" | "running" | "stopping"
-            )
-            && self.snap.child_pid > 0
+        self.live && self.snap.state.is_live() && self.snap.child_pid > 0
     }
 }
 
@@ -408,10 +399,15 @@ fn stop_or_restart(args: Vec<OsString>, verb: &str) -> Status {
             continue;
         };
         let folder = folder.as_ref().expect("live implies a folder");
-        if let Err(e) = folder.send(name, verb) {
+        let control = if verb == "stop" {
+            Control::Stop
+        } else {
+            Control::Restart
+        };
+        if let Err(e) = folder.send(name, control) {
             complain(&format!(
                 "cannot reach '{name}': {}",
-                crate::logs::sink::os_reason(&e)
+                crate::diag::os_reason(&e)
             ));
             status = 1;
             continue;
@@ -426,7 +422,7 @@ fn stop_or_restart(args: Vec<OsString>, verb: &str) -> Status {
                 _ => now_entry.as_ref().is_some_and(|e| {
                     !e.live
                         || (e.snap.child_pid != entry.snap.child_pid
-                            && matches!(e.snap.state.as_str(), "running" | "starting"))
+                            && matches!(e.snap.state, RunState::Running | RunState::Starting))
                 }),
             };
             if finished {
@@ -483,15 +479,12 @@ fn signal(args: Vec<OsString>) -> Status {
     if live(folder.as_ref(), name).is_none() {
         return 1;
     }
-    match folder
-        .as_ref()
-        .map(|f| f.send(name, &format!("signal {sig}")))
-    {
+    match folder.as_ref().map(|f| f.send(name, Control::Signal(sig))) {
         Some(Ok(())) => 0,
         Some(Err(e)) => {
             complain(&format!(
                 "cannot reach '{name}': {}",
-                crate::logs::sink::os_reason(&e)
+                crate::diag::os_reason(&e)
             ));
             1
         }
@@ -533,10 +526,13 @@ fn wait(args: Vec<OsString>) -> Status {
                 all_ready = false;
                 continue;
             };
-            match e.state() {
-                "running" => {}
-                "starting" | "backoff" | "stopping" => all_ready = false,
-                other => {
+            match e.run_state() {
+                Some(RunState::Running) => {}
+                Some(RunState::Starting | RunState::Backoff | RunState::Stopping) => {
+                    all_ready = false
+                }
+                _ => {
+                    let other = e.state();
                     let last = if e.snap.last_exit.is_empty() {
                         String::new()
                     } else {

@@ -24,11 +24,11 @@ fuzz_target!(|data: &[u8]| {
     match keepup::cli::parse_from(args, lookup) {
         Ok(keepup::cli::Invocation::Run(settings)) => {
             if let Err(e) = keepup::config::Config::from_settings(settings, false) {
-                let shown = keepup::cli::one_line(&e.0);
+                let shown = keepup::diag::one_line(&e.0);
                 assert!(!shown.contains('\n'), "multi-line error: {shown:?}");
             }
         }
         Ok(_) => {}
-        Err(e) => assert!(!keepup::cli::one_line(&e.0).contains('\n'), "{:?}", e.0),
+        Err(e) => assert!(!keepup::diag::one_line(&e.0).contains('\n'), "{:?}", e.0),
     }
 });

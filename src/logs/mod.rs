@@ -40,9 +40,52 @@ impl Stream {
 }
 
 /// One pipe from the child, with its half-assembled line.
+#[derive(Default)]
 struct Pipe {
     fd: Option<OwnedFd>,
     lines: LineAssembler,
+}
+
+/// The read ends of one run's stdout and stderr pipes with their partial
+/// lines: each run owns its own, so two runs' lines never mix.
+#[derive(Default)]
+pub struct Pipes {
+    pipes: [Pipe; 2],
+}
+
+impl Pipes {
+    pub fn new(out: Option<OwnedFd>, err: Option<OwnedFd>) -> Pipes {
+        Pipes {
+            pipes: [
+                Pipe {
+                    fd: out,
+                    lines: LineAssembler::default(),
+                },
+                Pipe {
+                    fd: err,
+                    lines: LineAssembler::default(),
+                },
+            ],
+        }
+    }
+
+    /// The open pipe fds, for poll.
+    pub fn fds(&self) -> [Option<RawFd>; 2] {
+        [
+            self.pipes[0].fd.as_ref().map(|f| f.as_raw_fd()),
+            self.pipes[1].fd.as_ref().map(|f| f.as_raw_fd()),
+        ]
+    }
+
+    /// Whether both pipes have reached end of file (or there are none).
+    pub fn drained(&self) -> bool {
+        self.pipes.iter().all(|p| p.fd.is_none())
+    }
+
+    /// The earliest moment a partial line must be written.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.pipes.iter().filter_map(|p| p.lines.deadline()).min()
+    }
 }
 
 pub struct Logs {
@@ -53,7 +96,6 @@ pub struct Logs {
     merged: Option<Sink>,
     out: Option<Sink>,
     err: Option<Sink>,
-    pipes: [Pipe; 2],
     /// Console lines under `-t`, written once per round.
     console: [Vec<u8>; 2],
     /// `<ts> <tag> ` per stream for the current read; the console's prefix
@@ -76,7 +118,7 @@ impl Logs {
                         format!(
                             "cannot open log file '{}': {}",
                             path.display(),
-                            sink::os_reason(&e)
+                            crate::diag::os_reason(&e)
                         )
                     }),
             }
@@ -89,16 +131,6 @@ impl Logs {
             merged: open(&cfg.merged)?,
             out: open(&cfg.out)?,
             err: open(&cfg.err)?,
-            pipes: [
-                Pipe {
-                    fd: None,
-                    lines: LineAssembler::default(),
-                },
-                Pipe {
-                    fd: None,
-                    lines: LineAssembler::default(),
-                },
-            ],
             console: [Vec::new(), Vec::new()],
             prefix: [Vec::new(), Vec::new()],
             console_prefix_len: 0,
@@ -124,51 +156,27 @@ impl Logs {
         }
     }
 
-    /// Takes the read ends of a new run's pipes.
-    pub fn attach(&mut self, out: Option<OwnedFd>, err: Option<OwnedFd>) {
-        self.pipes[0].fd = out;
-        self.pipes[1].fd = err;
-        if self.read_buf.is_empty() && (self.pipes[0].fd.is_some() || self.pipes[1].fd.is_some()) {
-            self.read_buf = vec![0; 256 * 1024];
-        }
-    }
-
-    /// The open pipe fds, for poll.
-    pub fn pipe_fds(&self) -> [Option<RawFd>; 2] {
-        [
-            self.pipes[0].fd.as_ref().map(|f| f.as_raw_fd()),
-            self.pipes[1].fd.as_ref().map(|f| f.as_raw_fd()),
-        ]
-    }
-
-    /// Whether both pipes have reached end of file (or there are none).
-    pub fn drained(&self) -> bool {
-        self.pipes.iter().all(|p| p.fd.is_none())
-    }
-
-    /// The earliest moment a partial line must be written.
-    pub fn deadline(&self) -> Option<Instant> {
-        self.pipes.iter().filter_map(|p| p.lines.deadline()).min()
-    }
-
     /// Reads what a pipe has (a bounded number of reads, for fairness between
-    /// the two streams) and routes its lines.
-    pub fn pump(&mut self, stream: Stream, now: Instant) {
+    /// the two streams and the two runs of a reload) and routes its lines.
+    pub fn pump(&mut self, pipes: &mut Pipes, stream: Stream, now: Instant) {
         let idx = stream as usize;
         for _ in 0..8 {
-            let Some(fd) = self.pipes[idx].fd.as_ref().map(|f| f.as_raw_fd()) else {
+            let Some(fd) = pipes.pipes[idx].fd.as_ref().map(|f| f.as_raw_fd()) else {
                 return;
             };
+            if self.read_buf.is_empty() {
+                self.read_buf = vec![0; 256 * 1024];
+            }
             let mut buf = std::mem::take(&mut self.read_buf);
             let result = crate::sys::read(fd, &mut buf);
             match result {
                 Ok(0) => {
                     self.read_buf = buf;
-                    self.close_pipe(stream);
+                    self.close_pipe(pipes, stream);
                     return;
                 }
                 Ok(n) => {
-                    self.route(stream, &buf[..n], now);
+                    self.route(pipes, stream, &buf[..n], now);
                     self.read_buf = buf;
                     if n < self.read_buf.len() {
                         return;
@@ -177,7 +185,7 @@ impl Logs {
                 Err(e) => {
                     self.read_buf = buf;
                     if e.kind() != io::ErrorKind::WouldBlock {
-                        self.close_pipe(stream);
+                        self.close_pipe(pipes, stream);
                     }
                     return;
                 }
@@ -185,40 +193,48 @@ impl Logs {
         }
     }
 
-    fn close_pipe(&mut self, stream: Stream) {
-        self.flush_partial(stream);
-        self.pipes[stream as usize].fd = None;
+    fn close_pipe(&mut self, pipes: &mut Pipes, stream: Stream) {
+        self.flush_partial(pipes, stream);
+        pipes.pipes[stream as usize].fd = None;
+    }
+
+    /// Writes what is left of a run's partial lines and closes its pipes.
+    pub fn close(&mut self, pipes: &mut Pipes) {
+        for stream in [Stream::Out, Stream::Err] {
+            self.close_pipe(pipes, stream);
+        }
     }
 
     /// Writes partial lines whose stream has been quiet long enough.
-    pub fn flush_stale(&mut self, now: Instant) {
+    pub fn flush_stale(&mut self, pipes: &mut Pipes, now: Instant) {
         for stream in [Stream::Out, Stream::Err] {
-            if self.pipes[stream as usize]
+            if pipes.pipes[stream as usize]
                 .lines
                 .deadline()
                 .is_some_and(|d| d <= now)
             {
-                self.flush_partial(stream);
+                self.flush_partial(pipes, stream);
             }
         }
     }
 
-    fn flush_partial(&mut self, stream: Stream) {
-        let mut lines = std::mem::take(&mut self.pipes[stream as usize].lines);
+    fn flush_partial(&mut self, pipes: &mut Pipes, stream: Stream) {
+        if !pipes.pipes[stream as usize].lines.has_partial() {
+            return;
+        }
         self.stamp(stream);
+        let lines = &mut pipes.pipes[stream as usize].lines;
         lines.flush(|line| self.emit(stream, line));
-        self.pipes[stream as usize].lines = lines;
     }
 
-    fn route(&mut self, stream: Stream, chunk: &[u8], now: Instant) {
+    fn route(&mut self, pipes: &mut Pipes, stream: Stream, chunk: &[u8], now: Instant) {
         if !self.quiet && !self.timestamps {
             // Unchanged pass-through; a broken console must not stop logging.
             let _ = crate::sys::write_all(stream.console_fd(), chunk);
         }
         self.stamp(stream);
-        let mut lines = std::mem::take(&mut self.pipes[stream as usize].lines);
+        let lines = &mut pipes.pipes[stream as usize].lines;
         lines.feed(chunk, now, |line| self.emit(stream, line));
-        self.pipes[stream as usize].lines = lines;
     }
 
     /// Renders the line prefix (`<ts> <tag> `) once for all the lines of a
@@ -271,7 +287,7 @@ impl Logs {
     /// stderr unless `--quiet`.
     pub fn event(&mut self, text: &str) {
         // Event text may quote user input (a command name): keep it one line.
-        let text = &crate::cli::one_line(text);
+        let text = &crate::diag::one_line(text);
         if !self.quiet {
             self.flush_console();
             let line = format!("keepup: {}: {text}\n", self.name);
@@ -291,7 +307,7 @@ impl Logs {
 
     /// A fatal error: always on stderr, and in `--log` when there is one.
     pub fn fatal(&mut self, text: &str) {
-        let text = &crate::cli::one_line(text);
+        let text = &crate::diag::one_line(text);
         let _ = crate::sys::write_all(2, format!("keepup: {text}\n").as_bytes());
         if self.merged.is_some() {
             let prefix = self.event_prefix();

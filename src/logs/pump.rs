@@ -84,6 +84,11 @@ impl LineAssembler {
         self.partial.extend_from_slice(bytes);
     }
 
+    /// Whether a partial line waits for its end.
+    pub fn has_partial(&self) -> bool {
+        self.since.is_some() || !self.partial.is_empty()
+    }
+
     /// When the partial line must be written if nothing more comes.
     pub fn deadline(&self) -> Option<Instant> {
         self.since.map(|t| t + PARTIAL_AFTER)

@@ -154,7 +154,7 @@ impl Sink {
                         reason: self
                             .drop_reason
                             .take()
-                            .map(|e| os_reason(&e))
+                            .map(|e| crate::diag::os_reason(&e))
                             .unwrap_or_default(),
                     };
                     self.dropped = 0;
@@ -307,15 +307,6 @@ unsafe fn copy16(d: *mut u8, s: *const u8, n: usize) {
 unsafe fn copy16(d: *mut u8, s: *const u8, n: usize) {
     // SAFETY: the caller guarantees the bounds.
     unsafe { std::ptr::copy_nonoverlapping(s, d, n) };
-}
-
-/// The OS reason alone ("No space left on device"), without std's suffix.
-pub fn os_reason(e: &io::Error) -> String {
-    let s = e.to_string();
-    match s.find(" (os error") {
-        Some(i) => s[..i].to_string(),
-        None => s,
-    }
 }
 
 #[cfg(test)]

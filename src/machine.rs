@@ -1,0 +1,1606 @@
+//! The supervisor's decisions as one explicit state machine, in the shape of
+//! s6-supervise: `State` x `Event` -> new `State` + `Action`s, with one
+//! deadline in the state. `Machine::step` performs no I/O, reads no clock
+//! (`now` is an argument) and never calls itself: the loop in
+//! `supervisor.rs` turns fds, signals and the deadline into events and
+//! carries out the actions; whatever an action yields (a spawned pid, a
+//! failed exec) comes back as a new event. So every rule is a table test.
+//!
+//! A run's life: `Spawning` (the loop is starting it) -> `Up` (alive,
+//! `ready` once its readiness check passed) -> `Stopping` (stop signal sent)
+//! -> `Killing` (SIGKILL sent) -> the clean-up of what the child left:
+//! `Leftovers` (processes of its group, or re-parented to keepup, got the
+//! stop signal) -> `LeftoversKilled` -> `Draining` (only its output pipes are
+//! still open) -> the end of the run, where `backoff::decide` picks `Pending`
+//! (the next start is due at a time) or `Done`. A child that exits on its
+//! own skips the stopping states.
+
+use std::time::{Duration, Instant};
+
+use crate::backoff::{Counters, Decision, Policy, RestartPolicy, RunEnd, decide};
+use crate::protocol::{Control, DetachReport, RunState};
+use crate::reap::ExitKind;
+use crate::units::{format_duration, format_size, signal_name};
+
+/// After SIGKILL, how long keepup waits for leftovers (a process in
+/// uninterruptible sleep) and for pipes held by processes it cannot see.
+pub const ABANDON_AFTER: Duration = Duration::from_secs(2);
+/// While processes keepup cannot reap (not its children) are left in the
+/// child's group, it looks at them this often.
+pub const GROUP_RECHECK: Duration = Duration::from_millis(50);
+
+/// `now + d`, never panicking: a deadline past what `Instant` can hold
+/// (a duration of centuries) is as good as never.
+pub fn later(now: Instant, d: Duration) -> Instant {
+    now.checked_add(d)
+        .or_else(|| now.checked_add(crate::units::MAX_DURATION))
+        .unwrap_or(now)
+}
+
+/// What the machine needs from the configuration.
+#[derive(Clone, Debug)]
+pub struct Rules {
+    pub name: String,
+    pub policy: Policy,
+    pub success_codes: Vec<i32>,
+    pub stop_signal: i32,
+    pub kill_timeout: Duration,
+    pub max_memory: Option<u64>,
+    /// keepup hands the terminal's foreground to each run (SPEC 4).
+    pub tty: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    /// The next run starts at `at` (the first one at once): the backoff.
+    Pending { at: Instant },
+    /// The loop was told to start a run and reports how it went.
+    Spawning,
+    /// The run's main process is alive.
+    Up { ready: bool },
+    /// The stop signal went to the run; SIGKILL at `kill_at`.
+    Stopping { kill_at: Instant },
+    /// SIGKILL went to the run; the kernel will report its end.
+    Killing,
+    /// The child is gone; what it left got the stop signal; SIGKILL at
+    /// `kill_at`. `recheck` polls processes keepup cannot reap.
+    Leftovers {
+        kill_at: Instant,
+        recheck: Option<Instant>,
+    },
+    /// The leftovers got SIGKILL; keepup goes on without them at
+    /// `abandon_at`.
+    LeftoversKilled {
+        abandon_at: Instant,
+        recheck: Option<Instant>,
+    },
+    /// Nothing of the run is alive, but its output pipes are still open
+    /// (held by a process outside keepup's tree): closed at `abandon_at`.
+    Draining { abandon_at: Instant },
+    /// Supervision is over: keepup exits with `status`.
+    Done { status: i32, gave_up: bool },
+}
+
+/// What is left of a run, as the loop sees it after a turn.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Seen {
+    /// keepup has children (orphans re-parented to it, probes aside).
+    pub children: bool,
+    /// A process is left in the run's process group.
+    pub group_alive: bool,
+    /// Both output pipes reached end of file (or there were none).
+    pub drained: bool,
+    /// Something was reaped in this turn (an orphan may have arrived).
+    pub reaped: bool,
+}
+
+impl Seen {
+    fn leftovers(self) -> bool {
+        self.children || self.group_alive
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// The clock reached `Machine::deadline`.
+    Deadline,
+    /// The loop started the run (after `Action::Start`).
+    Started {
+        pid: i32,
+        gated: bool,
+    },
+    /// `Action::Start` failed: `status` is 127, 126 or 1.
+    StartFailed {
+        status: i32,
+        why: String,
+    },
+    /// The run's main process ended.
+    ChildExited {
+        exit: ExitKind,
+        seen: Seen,
+    },
+    /// The run's main process was stopped (Ctrl-Z on the terminal).
+    ChildStopped {
+        signal: i32,
+    },
+    /// The state of a clean-up, sent by the loop after every turn while
+    /// `Machine::observing` (and after a deadline in those states).
+    Observed(Seen),
+    /// A signal to keepup (SIGCHLD is the loop's own).
+    Signal(i32),
+    Control(Control),
+    Ready {
+        after: Duration,
+    },
+    NotReady {
+        after: Duration,
+    },
+    Unhealthy {
+        failures: u32,
+        last: String,
+    },
+    /// A memory sample of keepup's whole tree.
+    Memory {
+        bytes: u64,
+        processes: usize,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Spawn the next run; the loop answers `Started` or `StartFailed`.
+    Start,
+    /// Send a signal to the run: its group, or its pid under `--no-group`.
+    SignalRun(i32),
+    /// Send a signal to the run's group and to every process re-parented
+    /// to keepup that has not had it yet (`fresh` forgets who had one).
+    SignalLeftovers { signal: i32, fresh: bool },
+    /// Close the run's pipes and forget it: it is over.
+    EndRun,
+    /// Take the terminal's foreground back for keepup's own group.
+    TakeTerminal,
+    /// Hand the terminal's foreground to the run's group again.
+    GiveTerminal,
+    /// Stop keepup itself (SIGSTOP), as job control asked.
+    StopSelf,
+    /// An event line (`keepup` in `--log`, stderr unless `--quiet`).
+    Log(String),
+    /// A fatal line: always on stderr.
+    Fatal(String),
+    /// Tell a waiting `--detach` parent how the first start went.
+    Report(DetachReport),
+}
+
+/// The run the machine knows about: the current one, or the one ending.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct RunFacts {
+    /// 0 for a run whose command could not be started.
+    pid: i32,
+    started: Instant,
+    /// When and how the main process ended.
+    exit: Option<(ExitKind, Instant)>,
+    /// Why it is ending, which decides how it counts.
+    end: RunEnd,
+    /// The signal that stops it and its leftovers.
+    stop_signal: i32,
+}
+
+pub type Actions = Vec<Action>;
+
+#[derive(Clone, Debug)]
+pub struct Machine {
+    pub state: State,
+    pub counters: Counters,
+    /// keepup was told to stop for good (a signal, `keepup stop`).
+    shutdown: bool,
+    run: Option<RunFacts>,
+    pub last_exit: Option<ExitKind>,
+    /// No run has started yet: a failed start is fatal.
+    first: bool,
+}
+
+impl Machine {
+    /// A machine whose first start is due at `now`.
+    pub fn new(now: Instant) -> Machine {
+        Machine {
+            state: State::Pending { at: now },
+            counters: Counters::default(),
+            shutdown: false,
+            run: None,
+            last_exit: None,
+            first: true,
+        }
+    }
+
+    /// The one deadline: when `Event::Deadline` is due.
+    pub fn deadline(&self) -> Option<Instant> {
+        match self.state {
+            State::Pending { at } => Some(at),
+            State::Stopping { kill_at } => Some(kill_at),
+            State::Leftovers { kill_at, recheck } => {
+                Some(recheck.map_or(kill_at, |r| r.min(kill_at)))
+            }
+            State::LeftoversKilled {
+                abandon_at,
+                recheck,
+            } => Some(recheck.map_or(abandon_at, |r| r.min(abandon_at))),
+            State::Draining { abandon_at } => Some(abandon_at),
+            State::Spawning | State::Up { .. } | State::Killing | State::Done { .. } => None,
+        }
+    }
+
+    /// The clean-up states, which progress on what the loop sees.
+    pub fn observing(&self) -> bool {
+        matches!(
+            self.state,
+            State::Leftovers { .. } | State::LeftoversKilled { .. } | State::Draining { .. }
+        )
+    }
+
+    /// The run's main process is alive (signals, samples and probes apply).
+    pub fn child_alive(&self) -> bool {
+        matches!(
+            self.state,
+            State::Up { .. } | State::Stopping { .. } | State::Killing
+        )
+    }
+
+    /// The pid `status` shows: only while the main process lives.
+    pub fn child_pid(&self) -> Option<i32> {
+        self.run
+            .filter(|_| self.child_alive())
+            .map(|r| r.pid)
+            .filter(|&p| p > 0)
+    }
+
+    /// The state `status` shows, derived from the machine's own.
+    pub fn published(&self) -> RunState {
+        match self.state {
+            State::Pending { .. } if self.first => RunState::Starting,
+            State::Pending { .. } => RunState::Backoff,
+            State::Spawning | State::Up { ready: false } => RunState::Starting,
+            State::Up { ready: true } => RunState::Running,
+            State::Stopping { .. }
+            | State::Killing
+            | State::Leftovers { .. }
+            | State::LeftoversKilled { .. }
+            | State::Draining { .. } => RunState::Stopping,
+            State::Done { gave_up: false, .. } => RunState::Stopped,
+            State::Done { gave_up: true, .. } => RunState::GaveUp,
+        }
+    }
+
+    /// A run is up and not being stopped: memory samples apply.
+    pub fn is_up(&self) -> bool {
+        matches!(self.state, State::Up { .. })
+    }
+
+    /// keepup's exit status, once supervision is over.
+    pub fn done(&self) -> Option<i32> {
+        match self.state {
+            State::Done { status, .. } => Some(status),
+            _ => None,
+        }
+    }
+
+    pub fn step(&mut self, event: Event, now: Instant, rules: &Rules) -> Actions {
+        let mut out = Vec::new();
+        match event {
+            Event::Deadline => self.on_deadline(now, rules, &mut out),
+            Event::Started { pid, gated } => self.on_started(pid, gated, now, rules, &mut out),
+            Event::StartFailed { status, why } => {
+                self.on_start_failed(status, why, now, rules, &mut out)
+            }
+            Event::ChildExited { exit, seen } => self.on_exit(exit, seen, now, rules, &mut out),
+            Event::ChildStopped { .. } => {
+                // Ctrl-Z stopped the interactive child: keepup follows it, so
+                // the shell sees its job stopped (SPEC 4, job control).
+                if rules.tty && self.child_alive() {
+                    out.push(Action::TakeTerminal);
+                    out.push(Action::StopSelf);
+                }
+            }
+            Event::Observed(seen) => self.on_observed(seen, now, rules, &mut out),
+            Event::Signal(sig) => self.on_signal(sig, now, rules, &mut out),
+            Event::Control(c) => self.on_control(c, now, rules, &mut out),
+            Event::Ready { after } => {
+                if self.state == (State::Up { ready: false }) {
+                    self.state = State::Up { ready: true };
+                    out.push(Action::Log(format!(
+                        "ready after {}",
+                        format_duration(after)
+                    )));
+                    self.report_started(&mut out);
+                }
+            }
+            Event::NotReady { after } => {
+                if self.state == (State::Up { ready: false }) {
+                    let why = format!("not ready after {}", format_duration(after));
+                    out.push(Action::Log(why.clone()));
+                    out.push(Action::Report(DetachReport::Failed {
+                        status: crate::protocol::exit::FAILURE,
+                        why: format!("'{}' {why}", rules.name),
+                    }));
+                    self.begin_stop(RunEnd::NotReady, None, now, rules, &mut out);
+                }
+            }
+            Event::Unhealthy { failures, last } => {
+                if self.state == (State::Up { ready: true }) {
+                    out.push(Action::Log(format!(
+                        "unhealthy after {failures} failed check{} (last: {last})",
+                        if failures == 1 { "" } else { "s" }
+                    )));
+                    self.begin_stop(RunEnd::FaultRestart, None, now, rules, &mut out);
+                }
+            }
+            Event::Memory { bytes, processes } => {
+                if let (State::Up { .. }, Some(limit), Some(run)) =
+                    (self.state, rules.max_memory, self.run)
+                    && bytes > limit
+                {
+                    let others = processes.saturating_sub(1);
+                    out.push(Action::Log(format!(
+                        "memory {} over limit {} (pid {} and {others} descendant{})",
+                        format_size(bytes),
+                        format_size(limit),
+                        run.pid,
+                        if others == 1 { "" } else { "s" }
+                    )));
+                    self.begin_stop(RunEnd::FaultRestart, None, now, rules, &mut out);
+                }
+            }
+        }
+        out
+    }
+
+    fn report_started(&self, out: &mut Actions) {
+        if let Some(run) = self.run {
+            out.push(Action::Report(DetachReport::Started { pid: run.pid }));
+        }
+    }
+
+    fn on_deadline(&mut self, now: Instant, rules: &Rules, out: &mut Actions) {
+        match self.state {
+            State::Pending { at } if now >= at => {
+                self.state = State::Spawning;
+                out.push(Action::Start);
+            }
+            State::Stopping { kill_at } if now >= kill_at => {
+                out.push(Action::Log(format!(
+                    "did not stop within {}; sending SIGKILL",
+                    format_duration(rules.kill_timeout)
+                )));
+                self.kill_now(now, out);
+            }
+            // The clean-up states move on what the loop sees, which it
+            // reports after this deadline's turn (`Observed`).
+            _ => {}
+        }
+    }
+
+    fn on_started(
+        &mut self,
+        pid: i32,
+        gated: bool,
+        now: Instant,
+        rules: &Rules,
+        out: &mut Actions,
+    ) {
+        if self.state != State::Spawning {
+            return;
+        }
+        self.first = false;
+        self.run = Some(RunFacts {
+            pid,
+            started: now,
+            exit: None,
+            end: RunEnd::Exited,
+            stop_signal: rules.stop_signal,
+        });
+        self.state = State::Up { ready: !gated };
+        out.push(Action::Log(format!("started pid {pid}")));
+        if !gated {
+            self.report_started(out);
+        }
+        if self.shutdown {
+            // A stop came while the run was being started.
+            self.begin_stop(RunEnd::Shutdown, None, now, rules, out);
+        }
+    }
+
+    fn on_start_failed(
+        &mut self,
+        status: i32,
+        why: String,
+        now: Instant,
+        rules: &Rules,
+        out: &mut Actions,
+    ) {
+        if self.state != State::Spawning {
+            return;
+        }
+        if self.first {
+            // SPEC 2: a command that cannot be executed at the first start
+            // ends keepup at once; nothing is retried.
+            out.push(Action::Fatal(why.clone()));
+            out.push(Action::Report(DetachReport::Failed { status, why }));
+            self.state = State::Done {
+                status,
+                gave_up: false,
+            };
+            return;
+        }
+        // A later start that fails (a binary removed by a deploy) is an
+        // unstable run like any other, decided on like one.
+        out.push(Action::Log(why));
+        self.run = Some(RunFacts {
+            pid: 0,
+            started: now,
+            exit: Some((ExitKind::Code(status), now)),
+            end: RunEnd::Exited,
+            stop_signal: rules.stop_signal,
+        });
+        self.finish(now, rules, out);
+    }
+
+    fn on_exit(
+        &mut self,
+        exit: ExitKind,
+        seen: Seen,
+        now: Instant,
+        rules: &Rules,
+        out: &mut Actions,
+    ) {
+        if !self.child_alive() {
+            return;
+        }
+        let Some(run) = self.run.as_mut() else { return };
+        if self.state == (State::Up { ready: false }) {
+            out.push(Action::Report(DetachReport::Failed {
+                status: crate::protocol::exit::FAILURE,
+                why: format!("'{}' {} before it was ready", rules.name, exit.as_verb()),
+            }));
+        }
+        run.exit = Some((exit, now));
+        if rules.tty {
+            out.push(Action::TakeTerminal);
+            // Ctrl-C (or Ctrl-\) on an interactive child is the user's word.
+            if matches!(exit, ExitKind::Signal(libc::SIGINT | libc::SIGQUIT))
+                && run.end == RunEnd::Exited
+            {
+                run.end = RunEnd::Shutdown;
+            }
+        }
+        if seen.leftovers() {
+            out.push(Action::SignalLeftovers {
+                signal: run.stop_signal,
+                fresh: true,
+            });
+            self.state = State::Leftovers {
+                kill_at: later(now, rules.kill_timeout),
+                recheck: (!seen.children).then(|| later(now, GROUP_RECHECK)),
+            };
+            return;
+        }
+        self.state = State::Draining {
+            abandon_at: later(now, ABANDON_AFTER),
+        };
+        self.on_observed(seen, now, rules, out);
+    }
+
+    /// The clean-up: stop what the run left, then wait for its output.
+    fn on_observed(&mut self, seen: Seen, now: Instant, rules: &Rules, out: &mut Actions) {
+        let stop_signal = self.run.map_or(rules.stop_signal, |r| r.stop_signal);
+        let recheck = (!seen.children && seen.group_alive).then(|| later(now, GROUP_RECHECK));
+        match self.state {
+            State::Leftovers { kill_at, .. } if seen.leftovers() => {
+                if now >= kill_at {
+                    out.push(Action::Log(format!(
+                        "leftover processes did not stop within {}; sending SIGKILL",
+                        format_duration(rules.kill_timeout)
+                    )));
+                    out.push(Action::SignalLeftovers {
+                        signal: libc::SIGKILL,
+                        fresh: true,
+                    });
+                    self.state = State::LeftoversKilled {
+                        abandon_at: later(now, ABANDON_AFTER),
+                        recheck,
+                    };
+                    return;
+                }
+                if seen.reaped {
+                    // Orphans re-parented since get the same signal.
+                    out.push(Action::SignalLeftovers {
+                        signal: stop_signal,
+                        fresh: false,
+                    });
+                }
+                self.state = State::Leftovers { kill_at, recheck };
+            }
+            State::LeftoversKilled { abandon_at, .. } if seen.leftovers() => {
+                if now >= abandon_at {
+                    out.push(Action::Log(
+                        "leftover processes did not exit after SIGKILL; going on without them"
+                            .into(),
+                    ));
+                    out.push(Action::EndRun);
+                    self.finish(now, rules, out);
+                    return;
+                }
+                if seen.reaped {
+                    out.push(Action::SignalLeftovers {
+                        signal: libc::SIGKILL,
+                        fresh: false,
+                    });
+                }
+                self.state = State::LeftoversKilled {
+                    abandon_at,
+                    recheck,
+                };
+            }
+            State::Leftovers { .. } | State::LeftoversKilled { .. } => {
+                // Everything the run left is gone; its output may not be.
+                let abandon_at = match self.state {
+                    State::LeftoversKilled { abandon_at, .. } => abandon_at,
+                    _ => later(now, ABANDON_AFTER),
+                };
+                self.state = State::Draining { abandon_at };
+                self.on_observed(seen, now, rules, out);
+            }
+            State::Draining { .. } if seen.leftovers() => {
+                // A process turned up after the run was judged clean: it
+                // gets the whole stop sequence too.
+                out.push(Action::SignalLeftovers {
+                    signal: stop_signal,
+                    fresh: true,
+                });
+                self.state = State::Leftovers {
+                    kill_at: later(now, rules.kill_timeout),
+                    recheck,
+                };
+            }
+            State::Draining { .. } if seen.drained => {
+                out.push(Action::EndRun);
+                self.finish(now, rules, out);
+            }
+            State::Draining { abandon_at } if now >= abandon_at => {
+                out.push(Action::Log(
+                    "output pipes still held open by a process outside keepup's tree; closing them"
+                        .into(),
+                ));
+                out.push(Action::EndRun);
+                self.finish(now, rules, out);
+            }
+            _ => {}
+        }
+    }
+
+    fn on_signal(&mut self, sig: i32, now: Instant, rules: &Rules, out: &mut Actions) {
+        match sig {
+            libc::SIGTERM | libc::SIGINT | libc::SIGQUIT => {
+                if self.shutdown {
+                    // A second request during the stop: no more grace.
+                    if matches!(
+                        self.state,
+                        State::Stopping { .. }
+                            | State::Killing
+                            | State::Leftovers { .. }
+                            | State::LeftoversKilled { .. }
+                            | State::Draining { .. }
+                    ) {
+                        out.push(Action::Log(format!(
+                            "received {} again; sending SIGKILL",
+                            signal_name(sig)
+                        )));
+                        self.kill_now(now, out);
+                    }
+                    return;
+                }
+                self.shut_down(
+                    sig,
+                    format!("received {}; stopping", signal_name(sig)),
+                    now,
+                    rules,
+                    out,
+                );
+            }
+            libc::SIGTSTP | libc::SIGTTIN | libc::SIGTTOU => {
+                // Job control (SPEC 4): the child's group stops with the same
+                // signal, then keepup itself, so the shell sees the job stop.
+                if self.child_alive() {
+                    out.push(Action::SignalRun(sig));
+                }
+                if rules.tty {
+                    out.push(Action::TakeTerminal);
+                }
+                out.push(Action::StopSelf);
+            }
+            libc::SIGCONT => {
+                if self.child_alive() {
+                    out.push(Action::SignalRun(sig));
+                    if rules.tty {
+                        out.push(Action::GiveTerminal);
+                    }
+                }
+            }
+            _ => {
+                if self.child_alive() {
+                    out.push(Action::SignalRun(sig));
+                }
+            }
+        }
+    }
+
+    fn on_control(&mut self, control: Control, now: Instant, rules: &Rules, out: &mut Actions) {
+        match control {
+            Control::Stop => self.shut_down(
+                rules.stop_signal,
+                "stop requested; stopping".into(),
+                now,
+                rules,
+                out,
+            ),
+            Control::Restart => match self.state {
+                State::Up { .. } => {
+                    out.push(Action::Log("restart requested".into()));
+                    self.begin_stop(RunEnd::Requested, None, now, rules, out);
+                }
+                State::Pending { .. } => {
+                    out.push(Action::Log("restart requested; starting now".into()));
+                    self.state = State::Spawning;
+                    out.push(Action::Start);
+                }
+                _ => {}
+            },
+            Control::Signal(sig) => {
+                if self.child_alive() {
+                    out.push(Action::SignalRun(sig));
+                }
+            }
+        }
+    }
+
+    /// Stops for good: `sig` to the run, then the stop sequence, then exit.
+    fn shut_down(&mut self, sig: i32, why: String, now: Instant, rules: &Rules, out: &mut Actions) {
+        if self.shutdown {
+            return;
+        }
+        self.shutdown = true;
+        out.push(Action::Log(why));
+        match self.state {
+            State::Up { .. } => self.begin_stop(RunEnd::Shutdown, Some(sig), now, rules, out),
+            State::Pending { .. } => {
+                self.state = State::Done {
+                    status: self.last_exit.map_or(0, ExitKind::status),
+                    gave_up: false,
+                };
+            }
+            // Spawning: handled when the run has started. A run already
+            // stopping ends for good instead of restarting.
+            _ => {
+                if let Some(run) = self.run.as_mut() {
+                    run.end = RunEnd::Shutdown;
+                }
+            }
+        }
+    }
+
+    /// Asks the running child to stop, for a restart or for good.
+    fn begin_stop(
+        &mut self,
+        end: RunEnd,
+        signal: Option<i32>,
+        now: Instant,
+        rules: &Rules,
+        out: &mut Actions,
+    ) {
+        let State::Up { .. } = self.state else { return };
+        let Some(run) = self.run.as_mut() else { return };
+        run.end = end;
+        if let Some(sig) = signal {
+            run.stop_signal = sig;
+        }
+        out.push(Action::SignalRun(run.stop_signal));
+        self.state = State::Stopping {
+            kill_at: later(now, rules.kill_timeout),
+        };
+    }
+
+    /// SIGKILL to the run and everything it left, at once.
+    fn kill_now(&mut self, now: Instant, out: &mut Actions) {
+        match self.state {
+            State::Stopping { .. } | State::Killing => {
+                out.push(Action::SignalRun(libc::SIGKILL));
+                out.push(Action::SignalLeftovers {
+                    signal: libc::SIGKILL,
+                    fresh: true,
+                });
+                self.state = State::Killing;
+            }
+            State::Leftovers { recheck, .. } | State::LeftoversKilled { recheck, .. } => {
+                out.push(Action::SignalLeftovers {
+                    signal: libc::SIGKILL,
+                    fresh: true,
+                });
+                self.state = State::LeftoversKilled {
+                    abandon_at: later(now, ABANDON_AFTER),
+                    recheck,
+                };
+            }
+            _ => {}
+        }
+    }
+
+    /// The run and its leftovers are gone and its output is written: report
+    /// it and decide what comes next.
+    fn finish(&mut self, now: Instant, rules: &Rules, out: &mut Actions) {
+        let Some(run) = self.run.take() else { return };
+        let (exit, ended) = run.exit.unwrap_or((ExitKind::Signal(libc::SIGKILL), now));
+        self.last_exit = Some(exit);
+        let uptime = ended.saturating_duration_since(run.started);
+        let end = if self.shutdown {
+            RunEnd::Shutdown
+        } else {
+            run.end
+        };
+        let before = self.counters;
+        let decision = decide(
+            &rules.policy,
+            &rules.success_codes,
+            &mut self.counters,
+            exit,
+            end,
+            uptime,
+        );
+        let mut line = if run.pid == 0 {
+            "could not start".to_string()
+        } else {
+            format!("{} after {}", exit.as_event(), format_duration(uptime))
+        };
+        match decision {
+            Decision::Restart { after } => {
+                if self.counters.unstable > before.unstable {
+                    let cap = rules
+                        .policy
+                        .max_restarts
+                        .map_or("unlimited".to_string(), |n| n.to_string());
+                    line.push_str(&format!(" (unstable {}/{cap})", self.counters.unstable));
+                }
+                line.push_str(&format!("; restarting in {}", format_duration(after)));
+                out.push(Action::Log(line));
+                // Even an immediate restart is a deadline, met on the loop's
+                // next turn: a start that fails at once cannot recurse, and
+                // signals are looked at between two attempts.
+                self.state = State::Pending {
+                    at: later(now, after),
+                };
+            }
+            Decision::Exit => {
+                if end == RunEnd::Exited {
+                    line.push_str(match rules.policy.restart {
+                        RestartPolicy::Always => "; not restarting (--restart always)",
+                        RestartPolicy::OnFailure => "; not restarting (--restart on-failure)",
+                        RestartPolicy::Never => "; not restarting (--restart never)",
+                    });
+                }
+                out.push(Action::Log(line));
+                self.state = State::Done {
+                    status: exit.status(),
+                    gave_up: false,
+                };
+            }
+            Decision::GiveUp => {
+                out.push(Action::Log(line));
+                out.push(Action::Log(if rules.policy.max_restarts == Some(0) {
+                    format!(
+                        "gave up: --max-restarts 0 allows no restart; last exit: {}",
+                        exit.describe()
+                    )
+                } else {
+                    format!(
+                        "gave up after {} unstable restarts; last exit: {}",
+                        self.counters.unstable,
+                        exit.describe()
+                    )
+                }));
+                self.state = State::Done {
+                    status: exit.status(),
+                    gave_up: true,
+                };
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backoff::RestartPolicy;
+    use Action::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    fn rules() -> Rules {
+        Rules {
+            name: "api".into(),
+            policy: Policy {
+                restart: RestartPolicy::Always,
+                delay: 100 * MS,
+                max_delay: Duration::from_secs(30),
+                min_uptime: Duration::from_secs(10),
+                max_restarts: Some(10),
+            },
+            success_codes: vec![0],
+            stop_signal: libc::SIGTERM,
+            kill_timeout: Duration::from_secs(5),
+            max_memory: Some(1000),
+            tty: false,
+        }
+    }
+
+    const CLEAN: Seen = Seen {
+        children: false,
+        group_alive: false,
+        drained: true,
+        reaped: false,
+    };
+
+    /// A machine with a run of pid 42 up (ready) since `t0`.
+    fn up(r: &Rules, t0: Instant) -> Machine {
+        let mut m = Machine::new(t0);
+        assert_eq!(m.step(Event::Deadline, t0, r), vec![Start]);
+        m.step(
+            Event::Started {
+                pid: 42,
+                gated: false,
+            },
+            t0,
+            r,
+        );
+        assert_eq!(m.state, State::Up { ready: true });
+        m
+    }
+
+    fn logs(actions: &[Action]) -> Vec<&str> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Log(s) | Fatal(s) => Some(s.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn first_start() {
+        let (r, t0) = (rules(), Instant::now());
+        let mut m = Machine::new(t0);
+        assert_eq!(m.published(), RunState::Starting);
+        assert_eq!(m.deadline(), Some(t0));
+        assert_eq!(m.step(Event::Deadline, t0, &r), vec![Start]);
+        assert_eq!(m.state, State::Spawning);
+        let a = m.step(
+            Event::Started {
+                pid: 42,
+                gated: false,
+            },
+            t0,
+            &r,
+        );
+        assert_eq!(
+            a,
+            vec![
+                Log("started pid 42".into()),
+                Report(DetachReport::Started { pid: 42 })
+            ]
+        );
+        assert_eq!(m.published(), RunState::Running);
+        assert_eq!(m.child_pid(), Some(42));
+        assert_eq!(m.deadline(), None, "an up run has no deadline of its own");
+    }
+
+    #[test]
+    fn gated_start_waits_for_ready() {
+        let (r, t0) = (rules(), Instant::now());
+        let mut m = Machine::new(t0);
+        m.step(Event::Deadline, t0, &r);
+        let a = m.step(
+            Event::Started {
+                pid: 7,
+                gated: true,
+            },
+            t0,
+            &r,
+        );
+        assert_eq!(a, vec![Log("started pid 7".into())]);
+        assert_eq!(m.published(), RunState::Starting);
+        let a = m.step(Event::Ready { after: 1200 * MS }, t0, &r);
+        assert_eq!(
+            a,
+            vec![
+                Log("ready after 1.2s".into()),
+                Report(DetachReport::Started { pid: 7 })
+            ]
+        );
+        assert_eq!(m.published(), RunState::Running);
+        // A second Ready (a late probe) changes nothing.
+        assert_eq!(m.step(Event::Ready { after: MS }, t0, &r), vec![]);
+    }
+
+    #[test]
+    fn first_start_failure_is_fatal() {
+        let (r, t0) = (rules(), Instant::now());
+        let mut m = Machine::new(t0);
+        m.step(Event::Deadline, t0, &r);
+        let why = "cannot run 'nope': No such file or directory".to_string();
+        let a = m.step(
+            Event::StartFailed {
+                status: 127,
+                why: why.clone(),
+            },
+            t0,
+            &r,
+        );
+        assert_eq!(
+            a,
+            vec![
+                Fatal(why.clone()),
+                Report(DetachReport::Failed { status: 127, why })
+            ]
+        );
+        assert_eq!(m.done(), Some(127));
+    }
+
+    /// The reproduction of the stack overflow: a binary removed while keepup
+    /// restarts it with no delay. Each failed start ends in `Pending`, and
+    /// only the loop's next turn (a `Deadline`) starts again.
+    #[test]
+    fn failed_restarts_never_chain() {
+        let mut r = rules();
+        r.policy.delay = Duration::ZERO;
+        r.policy.max_restarts = None;
+        let t0 = Instant::now();
+        let mut m = up(&r, t0);
+        m.step(
+            Event::ChildExited {
+                exit: ExitKind::Code(0),
+                seen: CLEAN,
+            },
+            t0,
+            &r,
+        );
+        for i in 0..10_000 {
+            assert_eq!(m.state, State::Pending { at: t0 }, "round {i}");
+            assert_eq!(m.step(Event::Deadline, t0, &r), vec![Start]);
+            let a = m.step(
+                Event::StartFailed {
+                    status: 127,
+                    why: "cannot run 's': No such file or directory".into(),
+                },
+                t0,
+                &r,
+            );
+            assert!(
+                !a.contains(&Start),
+                "a failed start must not start again at once"
+            );
+            assert_eq!(
+                logs(&a)[1],
+                format!(
+                    "could not start (unstable {}/unlimited); restarting in 0ms",
+                    i + 2
+                )
+            );
+        }
+    }
+
+    #[test]
+    fn crash_then_backoff_then_give_up() {
+        let (mut r, t0) = (rules(), Instant::now());
+        r.policy.max_restarts = Some(2);
+        let mut m = up(&r, t0);
+        let mut t = t0;
+        for (k, wait) in [(1, 100), (2, 200)] {
+            t += 300 * MS;
+            let a = m.step(
+                Event::ChildExited {
+                    exit: ExitKind::Code(1),
+                    seen: CLEAN,
+                },
+                t,
+                &r,
+            );
+            assert_eq!(
+                a,
+                vec![
+                    EndRun,
+                    Log(format!(
+                        "exited with code 1 after 300ms (unstable {k}/2); restarting in {wait}ms"
+                    ))
+                ]
+            );
+            assert_eq!(m.published(), RunState::Backoff);
+            assert_eq!(m.deadline(), Some(t + wait * MS));
+            assert_eq!(m.step(Event::Deadline, t, &r), vec![], "not due yet");
+            t += wait * MS;
+            assert_eq!(m.step(Event::Deadline, t, &r), vec![Start]);
+            m.step(
+                Event::Started {
+                    pid: 43,
+                    gated: false,
+                },
+                t,
+                &r,
+            );
+        }
+        t += 300 * MS;
+        let a = m.step(
+            Event::ChildExited {
+                exit: ExitKind::Code(1),
+                seen: CLEAN,
+            },
+            t,
+            &r,
+        );
+        assert_eq!(
+            logs(&a),
+            vec![
+                "exited with code 1 after 300ms",
+                "gave up after 2 unstable restarts; last exit: code 1"
+            ]
+        );
+        assert_eq!(m.published(), RunState::GaveUp);
+        assert_eq!(m.done(), Some(1));
+    }
+
+    /// `status` must not show a dead child's pid as running while keepup
+    /// drains its pipes or stops what it left.
+    #[test]
+    fn status_during_clean_up() {
+        let (r, t0) = (rules(), Instant::now());
+        for seen in [
+            Seen {
+                drained: false,
+                ..CLEAN
+            },
+            Seen {
+                group_alive: true,
+                ..CLEAN
+            },
+        ] {
+            let mut m = up(&r, t0);
+            m.step(
+                Event::ChildExited {
+                    exit: ExitKind::Code(1),
+                    seen,
+                },
+                t0,
+                &r,
+            );
+            assert!(m.observing());
+            assert_eq!(m.published(), RunState::Stopping);
+            assert_eq!(m.child_pid(), None);
+        }
+    }
+
+    #[test]
+    fn output_is_drained_before_the_run_ends() {
+        let (r, t0) = (rules(), Instant::now());
+        let mut m = up(&r, t0);
+        let open = Seen {
+            drained: false,
+            ..CLEAN
+        };
+        let a = m.step(
+            Event::ChildExited {
+                exit: ExitKind::Code(0),
+                seen: open,
+            },
+            t0,
+            &r,
+        );
+        assert_eq!(a, vec![]);
+        assert_eq!(
+            m.state,
+            State::Draining {
+                abandon_at: t0 + ABANDON_AFTER
+            }
+        );
+        assert_eq!(m.step(Event::Observed(open), t0 + MS, &r), vec![]);
+        let a = m.step(Event::Observed(CLEAN), t0 + 2 * MS, &r);
+        assert_eq!(a[0], EndRun);
+        assert!(matches!(m.state, State::Pending { .. }));
+        // Pipes held by a stranger are closed after ABANDON_AFTER.
+        let mut m = up(&r, t0);
+        m.step(
+            Event::ChildExited {
+                exit: ExitKind::Code(0),
+                seen: open,
+            },
+            t0,
+            &r,
+        );
+        let a = m.step(Event::Observed(open), t0 + ABANDON_AFTER, &r);
+        assert_eq!(
+            &a[..2],
+            &[
+                Log(
+                    "output pipes still held open by a process outside keepup's tree; closing them"
+                        .into()
+                ),
+                EndRun
+            ]
+        );
+    }
+
+    #[test]
+    fn leftovers_get_the_stop_sequence() {
+        let (r, t0) = (rules(), Instant::now());
+        let mut m = up(&r, t0);
+        let left = Seen {
+            children: true,
+            ..CLEAN
+        };
+        let a = m.step(
+            Event::ChildExited {
+                exit: ExitKind::Code(0),
+                seen: left,
+            },
+            t0,
+            &r,
+        );
+        assert_eq!(
+            a,
+            vec![SignalLeftovers {
+                signal: libc::SIGTERM,
+                fresh: true
+            }]
+        );
+        let kill_at = t0 + r.kill_timeout;
+        assert_eq!(m.deadline(), Some(kill_at));
+        // An orphan re-parented later gets the same signal.
+        let a = m.step(
+            Event::Observed(Seen {
+                reaped: true,
+                ..left
+            }),
+            t0 + MS,
+            &r,
+        );
+        assert_eq!(
+            a,
+            vec![SignalLeftovers {
+                signal: libc::SIGTERM,
+                fresh: false
+            }]
+        );
+        let a = m.step(Event::Observed(left), kill_at, &r);
+        assert_eq!(
+            a,
+            vec![
+                Log("leftover processes did not stop within 5s; sending SIGKILL".into()),
+                SignalLeftovers {
+                    signal: libc::SIGKILL,
+                    fresh: true
+                }
+            ]
+        );
+        let a = m.step(Event::Observed(left), kill_at + ABANDON_AFTER, &r);
+        assert_eq!(
+            logs(&a)[0],
+            "leftover processes did not exit after SIGKILL; going on without them"
+        );
+        assert!(matches!(m.state, State::Pending { .. }));
+    }
+
+    /// Group members that are not keepup's children send no SIGCHLD: the
+    /// machine asks to be woken to look again.
+    #[test]
+    fn group_members_are_rechecked() {
+        let (r, t0) = (rules(), Instant::now());
+        let mut m = up(&r, t0);
+        let group = Seen {
+            group_alive: true,
+            ..CLEAN
+        };
+        m.step(
+            Event::ChildExited {
+                exit: ExitKind::Code(0),
+                seen: group,
+            },
+            t0,
+            &r,
+        );
+        assert_eq!(m.deadline(), Some(t0 + GROUP_RECHECK));
+        m.step(Event::Observed(group), t0 + GROUP_RECHECK, &r);
+        assert_eq!(m.deadline(), Some(t0 + 2 * GROUP_RECHECK));
+    }
+
+    #[test]
+    fn stop_signal_then_second_signal_kills() {
+        let (r, t0) = (rules(), Instant::now());
+        let mut m = up(&r, t0);
+        let a = m.step(Event::Signal(libc::SIGINT), t0, &r);
+        assert_eq!(
+            a,
+            vec![
+                Log("received SIGINT; stopping".into()),
+                SignalRun(libc::SIGINT)
+            ]
+        );
+        assert_eq!(m.published(), RunState::Stopping);
+        assert_eq!(m.child_pid(), Some(42), "the child still runs");
+        let a = m.step(Event::Signal(libc::SIGTERM), t0 + MS, &r);
+        assert_eq!(
+            a,
+            vec![
+                Log("received SIGTERM again; sending SIGKILL".into()),
+                SignalRun(libc::SIGKILL),
+                SignalLeftovers {
+                    signal: libc::SIGKILL,
+                    fresh: true
+                }
+            ]
+        );
+        assert_eq!(m.state, State::Killing);
+        let a = m.step(
+            Event::ChildExited {
+                exit: ExitKind::Signal(libc::SIGKILL),
+                seen: CLEAN,
+            },
+            t0 + 2 * MS,
+            &r,
+        );
+        assert_eq!(logs(&a), vec!["killed by SIGKILL after 2ms"]);
+        assert_eq!(m.done(), Some(137));
+    }
+
+    #[test]
+    fn kill_timeout() {
+        let (r, t0) = (rules(), Instant::now());
+        let mut m = up(&r, t0);
+        m.step(Event::Control(Control::Stop), t0, &r);
+        assert_eq!(m.deadline(), Some(t0 + r.kill_timeout));
+        let a = m.step(Event::Deadline, t0 + r.kill_timeout, &r);
+        assert_eq!(logs(&a), vec!["did not stop within 5s; sending SIGKILL"]);
+        assert_eq!(m.state, State::Killing);
+    }
+
+    /// `--kill-timeout` near the limit of `Instant`: no overflow, no panic.
+    #[test]
+    fn deadlines_never_overflow() {
+        let (mut r, t0) = (rules(), Instant::now());
+        r.kill_timeout = Duration::MAX;
+        r.policy.delay = Duration::MAX;
+        r.policy.max_delay = Duration::MAX;
+        let mut m = up(&r, t0);
+        m.step(Event::Signal(libc::SIGTERM), t0, &r);
+        assert!(m.deadline().is_some());
+        let mut m = up(&r, t0);
+        m.step(
+            Event::ChildExited {
+                exit: ExitKind::Code(1),
+                seen: Seen {
+                    children: true,
+                    ..CLEAN
+                },
+            },
+            t0,
+            &r,
+        );
+        m.step(Event::Observed(CLEAN), t0, &r);
+        assert!(matches!(m.state, State::Pending { .. }));
+        assert!(later(t0, Duration::MAX) >= t0);
+    }
+
+    #[test]
+    fn stop_in_backoff_ends_at_once_with_the_last_status() {
+        let (r, t0) = (rules(), Instant::now());
+        let mut m = up(&r, t0);
+        m.step(
+            Event::ChildExited {
+                exit: ExitKind::Code(3),
+                seen: CLEAN,
+            },
+            t0,
+            &r,
+        );
+        let a = m.step(Event::Control(Control::Stop), t0, &r);
+        assert_eq!(logs(&a), vec!["stop requested; stopping"]);
+        assert_eq!(m.done(), Some(3));
+        assert_eq!(m.published(), RunState::Stopped);
+    }
+
+    #[test]
+    fn stop_while_spawning_stops_the_new_run() {
+        let (r, t0) = (rules(), Instant::now());
+        let mut m = Machine::new(t0);
+        m.step(Event::Deadline, t0, &r);
+        m.step(Event::Signal(libc::SIGTERM), t0, &r);
+        let a = m.step(
+            Event::Started {
+                pid: 9,
+                gated: false,
+            },
+            t0,
+            &r,
+        );
+        assert!(a.contains(&SignalRun(libc::SIGTERM)), "{a:?}");
+        assert_eq!(m.published(), RunState::Stopping);
+    }
+
+    #[test]
+    fn restart_requested() {
+        let (r, t0) = (rules(), Instant::now());
+        let mut m = up(&r, t0);
+        let a = m.step(Event::Control(Control::Restart), t0, &r);
+        assert_eq!(
+            a,
+            vec![Log("restart requested".into()), SignalRun(libc::SIGTERM)]
+        );
+        let a = m.step(
+            Event::ChildExited {
+                exit: ExitKind::Signal(libc::SIGTERM),
+                seen: CLEAN,
+            },
+            t0 + MS,
+            &r,
+        );
+        assert_eq!(
+            logs(&a),
+            vec!["killed by SIGTERM after 1ms; restarting in 0ms"]
+        );
+        assert_eq!(m.counters.unstable, 0, "a requested restart never counts");
+        assert_eq!(m.counters.restarts, 1);
+        // In backoff, a restart starts at once.
+        let mut m = up(&r, t0);
+        m.step(
+            Event::ChildExited {
+                exit: ExitKind::Code(1),
+                seen: CLEAN,
+            },
+            t0,
+            &r,
+        );
+        let a = m.step(Event::Control(Control::Restart), t0, &r);
+        assert_eq!(
+            a,
+            vec![Log("restart requested; starting now".into()), Start]
+        );
+    }
+
+    #[test]
+    fn memory_limit_restarts_at_once() {
+        let (r, t0) = (rules(), Instant::now());
+        let mut m = up(&r, t0);
+        assert_eq!(
+            m.step(
+                Event::Memory {
+                    bytes: 1000,
+                    processes: 1
+                },
+                t0,
+                &r
+            ),
+            vec![]
+        );
+        let a = m.step(
+            Event::Memory {
+                bytes: 2048,
+                processes: 3,
+            },
+            t0,
+            &r,
+        );
+        assert_eq!(
+            a,
+            vec![
+                Log("memory 2.0KiB over limit 1000B (pid 42 and 2 descendants)".into()),
+                SignalRun(libc::SIGTERM)
+            ]
+        );
+        let t = t0 + Duration::from_secs(20);
+        let a = m.step(
+            Event::ChildExited {
+                exit: ExitKind::Signal(libc::SIGTERM),
+                seen: CLEAN,
+            },
+            t,
+            &r,
+        );
+        assert_eq!(
+            logs(&a),
+            vec!["killed by SIGTERM after 20s; restarting in 0ms"]
+        );
+    }
+
+    #[test]
+    fn not_ready_and_unhealthy() {
+        let (r, t0) = (rules(), Instant::now());
+        let mut m = Machine::new(t0);
+        m.step(Event::Deadline, t0, &r);
+        m.step(
+            Event::Started {
+                pid: 5,
+                gated: true,
+            },
+            t0,
+            &r,
+        );
+        let a = m.step(
+            Event::NotReady {
+                after: Duration::from_secs(60),
+            },
+            t0,
+            &r,
+        );
+        assert_eq!(
+            a,
+            vec![
+                Log("not ready after 1m".into()),
+                Report(DetachReport::Failed {
+                    status: 1,
+                    why: "'api' not ready after 1m".into()
+                }),
+                SignalRun(libc::SIGTERM)
+            ]
+        );
+        let mut m = up(&r, t0);
+        let a = m.step(
+            Event::Unhealthy {
+                failures: 3,
+                last: "exit 1".into(),
+            },
+            t0,
+            &r,
+        );
+        assert_eq!(
+            logs(&a),
+            vec!["unhealthy after 3 failed checks (last: exit 1)"]
+        );
+        assert_eq!(m.published(), RunState::Stopping);
+    }
+
+    #[test]
+    fn exit_before_ready_is_reported_to_a_detach_parent() {
+        let (r, t0) = (rules(), Instant::now());
+        let mut m = Machine::new(t0);
+        m.step(Event::Deadline, t0, &r);
+        m.step(
+            Event::Started {
+                pid: 5,
+                gated: true,
+            },
+            t0,
+            &r,
+        );
+        let a = m.step(
+            Event::ChildExited {
+                exit: ExitKind::Signal(libc::SIGKILL),
+                seen: CLEAN,
+            },
+            t0,
+            &r,
+        );
+        assert_eq!(
+            a[0],
+            Report(DetachReport::Failed {
+                status: 1,
+                why: "'api' was killed by SIGKILL before it was ready".into()
+            })
+        );
+    }
+
+    /// SPEC 4: every catchable signal keepup does not act on goes to the
+    /// child's group; none is acted on when no child is alive.
+    #[test]
+    fn other_signals_are_forwarded() {
+        let (r, t0) = (rules(), Instant::now());
+        let mut m = up(&r, t0);
+        for sig in crate::signals::caught().filter(|&s| {
+            ![
+                libc::SIGTERM,
+                libc::SIGINT,
+                libc::SIGQUIT,
+                libc::SIGCHLD,
+                libc::SIGTSTP,
+                libc::SIGTTIN,
+                libc::SIGTTOU,
+            ]
+            .contains(&s)
+        }) {
+            assert_eq!(m.step(Event::Signal(sig), t0, &r), vec![SignalRun(sig)]);
+        }
+        m.step(
+            Event::ChildExited {
+                exit: ExitKind::Code(1),
+                seen: CLEAN,
+            },
+            t0,
+            &r,
+        );
+        assert_eq!(m.step(Event::Signal(libc::SIGHUP), t0, &r), vec![]);
+    }
+
+    #[test]
+    fn job_control() {
+        let (mut r, t0) = (rules(), Instant::now());
+        let mut m = up(&r, t0);
+        assert_eq!(
+            m.step(Event::Signal(libc::SIGTSTP), t0, &r),
+            vec![SignalRun(libc::SIGTSTP), StopSelf]
+        );
+        assert_eq!(
+            m.step(Event::Signal(libc::SIGCONT), t0, &r),
+            vec![SignalRun(libc::SIGCONT)]
+        );
+        // With the terminal: Ctrl-Z stopped the child; keepup follows it,
+        // and `fg` gives the terminal back to the child.
+        r.tty = true;
+        assert_eq!(
+            m.step(
+                Event::ChildStopped {
+                    signal: libc::SIGTSTP
+                },
+                t0,
+                &r
+            ),
+            vec![TakeTerminal, StopSelf]
+        );
+        assert_eq!(
+            m.step(Event::Signal(libc::SIGCONT), t0, &r),
+            vec![SignalRun(libc::SIGCONT), GiveTerminal]
+        );
+        assert_eq!(m.published(), RunState::Running, "a stop is never an exit");
+        // Without the terminal a stopped child is the user's business.
+        r.tty = false;
+        assert_eq!(
+            m.step(
+                Event::ChildStopped {
+                    signal: libc::SIGSTOP
+                },
+                t0,
+                &r
+            ),
+            vec![]
+        );
+    }
+
+    #[test]
+    fn ctrl_c_on_an_interactive_child_ends_keepup() {
+        let (mut r, t0) = (rules(), Instant::now());
+        r.tty = true;
+        let mut m = up(&r, t0);
+        let a = m.step(
+            Event::ChildExited {
+                exit: ExitKind::Signal(libc::SIGINT),
+                seen: CLEAN,
+            },
+            t0,
+            &r,
+        );
+        assert_eq!(a[0], TakeTerminal);
+        assert_eq!(m.done(), Some(130));
+    }
+
+    #[test]
+    fn policy_never_exits_with_the_childs_status() {
+        let (mut r, t0) = (rules(), Instant::now());
+        r.policy.restart = RestartPolicy::Never;
+        let mut m = up(&r, t0);
+        let a = m.step(
+            Event::ChildExited {
+                exit: ExitKind::Code(4),
+                seen: CLEAN,
+            },
+            t0 + Duration::from_secs(1),
+            &r,
+        );
+        assert_eq!(
+            logs(&a),
+            vec!["exited with code 4 after 1s; not restarting (--restart never)"]
+        );
+        assert_eq!(m.done(), Some(4));
+    }
+}
