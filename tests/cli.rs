@@ -66,6 +66,16 @@ fn bad_input_exits_2_with_one_line_and_starts_nothing() {
             &["--ready-fd", "2"],
             "invalid file descriptor '2' for --ready-fd",
         ),
+        // Durations are bounded, so no deadline can overflow (one this
+        // large aborted keepup at its first stop).
+        (
+            &["--kill-timeout", "300000000000y"],
+            "invalid duration '300000000000y' for --kill-timeout: at most 30 days",
+        ),
+        (
+            &["--health-interval", "31days"],
+            "invalid duration '31days' for --health-interval: at most 30 days",
+        ),
     ];
     for (args, want) in cases {
         let mut v: Vec<String> = args.iter().map(|s| s.to_string()).collect();

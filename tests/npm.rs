@@ -37,7 +37,7 @@ fn have(tool: &str) -> bool {
 /// Sets up the project, or says why the test cannot run here.
 fn project() -> Option<TempDir> {
     if !have("node") || !have("npm") {
-        eprintln!("skipped: node and npm are needed for the npm round trip");
+        cannot_run("node and npm are needed for the npm round trip");
         return None;
     }
     let Some((main, platform)) = tarballs() else {

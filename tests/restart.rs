@@ -217,3 +217,42 @@ fn exec_failure_after_first_start_is_an_unstable_run() {
         "give-up",
     );
 }
+
+/// A binary removed during a deploy while keepup restarts it with no
+/// delay: each failed start is an unstable run, and keepup supervises on
+/// (it used to recurse until the stack overflowed, within a second).
+#[test]
+fn binary_removed_while_restarting_never_crashes_keepup() {
+    let dir = TempDir::new();
+    let bin = dir.path("s");
+    std::fs::copy("/bin/sleep", &bin).unwrap();
+    let log = dir.path("a.log");
+    let k = keepup([
+        "--delay",
+        "0s",
+        "--max-restarts",
+        "unlimited",
+        "--log",
+        log.to_str().unwrap(),
+        "-q",
+        "--",
+        bin.to_str().unwrap(),
+        "0.2",
+    ])
+    .spawn();
+    wait_for("first start", Duration::from_secs(10), || {
+        read(&log).contains("started pid")
+    });
+    std::fs::remove_file(&bin).unwrap();
+    wait_for("failed starts", Duration::from_secs(10), || {
+        read(&log).matches("could not start").count() >= 1000
+    });
+    assert!(alive(k.pid()), "keepup died");
+    k.signal(libc::SIGTERM);
+    let f = k.finish();
+    f.expect_code(127);
+    f.check(
+        read(&log).contains("received SIGTERM; stopping"),
+        "stopped by the signal",
+    );
+}

@@ -169,3 +169,183 @@ fn signal_state_is_restored_in_child() {
     assert_eq!(ign & bit(libc::SIGTERM), 0, "TERM is not ignored\n{text}");
     assert_eq!(ign & bit(libc::SIGINT), 0, "INT is not ignored\n{text}");
 }
+
+/// A python child that notes every signal it gets as `got N` in `log`.
+fn noting_child(log: &str) -> String {
+    format!(
+        "import os, signal, time\n\
+         fd = os.open('{log}', os.O_WRONLY | os.O_APPEND | os.O_CREAT)\n\
+         def note(n, _):\n    os.write(fd, b'got %d\\n' % n)\n    \
+             if n == signal.SIGTERM: os._exit(0)\n\
+         for s in signal.valid_signals():\n    \
+             try: signal.signal(s, note)\n    \
+             except (OSError, ValueError): pass\n\
+         os.write(fd, b'ready\\n')\n\
+         while True: time.sleep(1)\n"
+    )
+}
+
+/// The signals keepup must pass on unchanged (SPEC 4): every catchable one
+/// but those it acts on itself, real-time signals included. Listed here
+/// from the spec, not from keepup's own table.
+fn forwarded_signals() -> Vec<i32> {
+    let own = [
+        libc::SIGKILL,
+        libc::SIGSTOP,
+        libc::SIGSEGV,
+        libc::SIGBUS,
+        libc::SIGFPE,
+        libc::SIGILL,
+        libc::SIGTRAP,
+        libc::SIGTERM,
+        libc::SIGINT,
+        libc::SIGQUIT,
+        libc::SIGCHLD,
+        libc::SIGTSTP,
+        libc::SIGTTIN,
+        libc::SIGTTOU,
+    ];
+    (1..32)
+        .filter(|s| !own.contains(s))
+        .chain(libc::SIGRTMIN()..=libc::SIGRTMAX())
+        .collect()
+}
+
+#[test]
+fn every_other_signal_is_forwarded_and_none_kills_keepup() {
+    let dir = TempDir::new();
+    let log = dir.s("got");
+    let k = keepup(["--", "python3", "-c", &noting_child(&log)]).spawn();
+    wait_for("child ready", Duration::from_secs(10), || {
+        read(&dir.path("got")).contains("ready")
+    });
+    for sig in forwarded_signals() {
+        k.signal(sig);
+        wait_for(
+            &format!("signal {sig} at the child"),
+            Duration::from_secs(5),
+            || read(&dir.path("got")).contains(&format!("got {sig}\n")),
+        );
+        assert!(alive(k.pid()), "keepup died of signal {sig}");
+    }
+    assert_eq!(
+        read(&dir.path("got")).matches("ready").count(),
+        1,
+        "restarted"
+    );
+    k.signal(libc::SIGTERM);
+    k.finish().expect_code(0);
+}
+
+fn state_of(pid: i32) -> String {
+    stat_field(pid, 0).unwrap_or_default()
+}
+
+#[test]
+fn job_control_signals_stop_the_child_then_keepup() {
+    for sig in [libc::SIGTSTP, libc::SIGTTIN, libc::SIGTTOU] {
+        let dir = TempDir::new();
+        let k = keepup(with_sh(
+            &[],
+            &format!("echo $$ > {}; exec sleep 100", dir.s("cpid")),
+        ))
+        .spawn();
+        wait_for("child pid", Duration::from_secs(10), || {
+            dir.path("cpid").exists() && !read(&dir.path("cpid")).is_empty()
+        });
+        let child = pid_from(&dir.path("cpid"));
+        k.signal(sig);
+        wait_for("child and keepup stopped", Duration::from_secs(5), || {
+            state_of(child) == "T" && state_of(k.pid()) == "T"
+        });
+        k.signal(libc::SIGCONT);
+        wait_for("both running again", Duration::from_secs(5), || {
+            state_of(child) == "S" && state_of(k.pid()) == "S"
+        });
+        k.signal(libc::SIGTERM);
+        let f = k.finish();
+        f.expect_code(143);
+        f.check(!f.stderr.contains("exited"), "a stop is not an exit");
+    }
+}
+
+/// SPEC 4: the child starts with the signal dispositions keepup inherited;
+/// std ignores SIGPIPE before main, which must not leak into the child,
+/// nor hide an inherited SIG_IGN.
+#[test]
+fn sigpipe_disposition_is_inherited() {
+    const SIGPIPE_BIT: u64 = 1 << (libc::SIGPIPE - 1);
+    let ignored_mask = |out: &str| -> u64 {
+        let line = out
+            .lines()
+            .find(|l| l.starts_with("SigIgn:"))
+            .unwrap_or_else(|| panic!("no SigIgn in:\n{out}"));
+        u64::from_str_radix(line.split_whitespace().nth(1).unwrap(), 16).unwrap()
+    };
+    // The test harness starts keepup with SIGPIPE at its default.
+    let f = keepup(["--restart", "never", "grep", "SigIgn", "/proc/self/status"]).run();
+    f.expect_code(0);
+    assert_eq!(ignored_mask(&f.stdout) & SIGPIPE_BIT, 0, "{f}");
+    // A parent that ignores SIGPIPE: the child must ignore it too.
+    let script = format!(
+        "import os, signal\n\
+         signal.signal(signal.SIGPIPE, signal.SIG_IGN)\n\
+         os.execv('{BIN}', ['keepup', '--restart', 'never', 'grep', 'SigIgn', '/proc/self/status'])"
+    );
+    let out = std::process::Command::new("python3")
+        .args(["-c", &script])
+        .env("KEEPUP_HOME", TempDir::new().0.as_os_str())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_ne!(ignored_mask(&stdout) & SIGPIPE_BIT, 0, "{stdout}");
+}
+
+/// keepup's own write to a closed stdout raises SIGPIPE in keepup: that one
+/// is not the child's and is not forwarded.
+#[test]
+fn own_broken_pipe_is_not_forwarded() {
+    let dir = TempDir::new();
+    let noted = dir.s("noted");
+    let log = dir.path("a.log");
+    let mut k = keepup(with_sh(
+        &["-t", "--restart", "never", "--log", log.to_str().unwrap()],
+        &format!(
+            "trap 'echo PIPE >> {noted}' PIPE; for i in 1 2 3 4 5 6 7 8; do echo line $i; sleep 0.05; done"
+        ),
+    ));
+    // keepup echoes the child's lines (-t) to a pipe nobody reads.
+    let (r, w) = std::io::pipe().unwrap();
+    drop(r);
+    k.command().stdout(w).stderr(std::process::Stdio::null());
+    let mut child = k.command().spawn().unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+    assert!(read(&log).contains("out line 8"), "{}", read(&log));
+    assert!(
+        !dir.path("noted").exists(),
+        "the child got keepup's own SIGPIPE"
+    );
+}
+
+/// The longest kill timeout there is: a stop still works, no overflow.
+#[test]
+fn longest_kill_timeout_stops_cleanly() {
+    let dir = TempDir::new();
+    let log = dir.path("a.log");
+    let k = keepup([
+        "--kill-timeout",
+        "30days",
+        "--log",
+        log.to_str().unwrap(),
+        "--",
+        "sleep",
+        "60",
+    ])
+    .spawn();
+    wait_for("started", Duration::from_secs(10), || {
+        read(&log).contains("started pid")
+    });
+    k.signal(libc::SIGTERM);
+    k.finish().expect_code(143);
+}

@@ -332,7 +332,7 @@ fn read_only_state_folder_warns_and_supervises() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     if stderr.contains("mount:") || stderr.contains("unshare:") {
-        eprintln!("skipped: cannot mount a read-only tmpfs here: {stderr}");
+        cannot_run(&format!("cannot mount a read-only tmpfs here: {stderr}"));
         return;
     }
     assert_eq!(out.status.code(), Some(3), "{stderr}");
@@ -383,4 +383,46 @@ fn three_instances_from_one_script() {
     for name in ["web", "worker", "flaky"] {
         assert_eq!(json_field(json, name, "state"), "\"stopped\"", "{stdout}");
     }
+}
+
+/// While keepup stops what a dead child left in its group, `status` shows
+/// the instance stopping, never the dead child's pid as running.
+#[test]
+fn status_during_the_clean_up_shows_no_dead_pid() {
+    let home = TempDir::new();
+    let log = home.path("c.log");
+    // The child leaves a member of its group that shrugs off TERM until
+    // the kill timeout, then exits 1.
+    let f = detached(
+        &home.0,
+        "c",
+        &[
+            "--kill-timeout",
+            "3s",
+            "--restart",
+            "never",
+            "--log",
+            log.to_str().unwrap(),
+        ],
+        "sh -c 'trap \"\" TERM; while :; do sleep 0.05; done' & sleep 0.3; exit 1",
+    );
+    f.expect_code(0);
+    wait_for("the child's exit", Duration::from_secs(10), || {
+        read(&log).contains("started pid")
+    });
+    let dead = read(&log)
+        .split("started pid ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|s| s.parse::<i32>().ok())
+        .expect("pid in the log");
+    wait_for("the child gone", Duration::from_secs(10), || !alive(dead));
+    let json = verb(&home.0, &["status", "--json"]).stdout;
+    assert_eq!(json_field(&json, "c", "state"), "\"stopping\"", "{json}");
+    assert_eq!(json_field(&json, "c", "pid"), "null", "{json}");
+    wait_for(
+        "stopped after the kill timeout",
+        Duration::from_secs(15),
+        || json_field(&verb(&home.0, &["status", "--json"]).stdout, "c", "state") == "\"stopped\"",
+    );
 }

@@ -19,7 +19,7 @@ fn on_pty(shell_line: &str, home: &TempDir) -> Option<std::process::Child> {
     match child {
         Ok(c) => Some(c),
         Err(e) => {
-            eprintln!("skipped: cannot run 'script' for a pseudo-terminal: {e}");
+            cannot_run(&format!("cannot run 'script' for a pseudo-terminal: {e}"));
             None
         }
     }
@@ -156,4 +156,61 @@ fn inside_npm_the_terminal_stays_npms() {
         v[2].trim_start_matches("tpgid="),
         "took the terminal inside npm:\n{text}"
     );
+}
+
+/// Job control on a terminal (SPEC 4): Ctrl-Z stops the child, which holds
+/// the foreground, and keepup follows it so the shell sees the job stop;
+/// `fg` continues both and the child's group takes the terminal again.
+#[test]
+fn ctrl_z_stops_child_and_keepup_and_fg_continues_both() {
+    let dir = TempDir::new();
+    let (kpid, cpid) = (dir.s("kpid"), dir.s("cpid"));
+    let child = format!(
+        "echo $PPID > {kpid}.t; mv {kpid}.t {kpid}; echo $$ > {cpid}.t; mv {cpid}.t {cpid}; exec sleep 100"
+    );
+    let Some(mut c) = on_pty("bash --norc --noprofile -i", &dir) else {
+        return;
+    };
+    let mut type_in = |text: &str| {
+        c.stdin
+            .as_mut()
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+        c.stdin.as_mut().unwrap().flush().unwrap();
+    };
+    type_in(&format!("{BIN} -- sh -c '{child}'\n"));
+    wait_for("child started", Duration::from_secs(10), || {
+        dir.path("kpid").exists() && dir.path("cpid").exists()
+    });
+    let (k, ch) = (pid_from(&dir.path("kpid")), pid_from(&dir.path("cpid")));
+    let state = |pid| stat_field(pid, 0).unwrap_or_default();
+    // After the state: pgrp is field 2, tpgid (the terminal's foreground
+    // group) field 5.
+    let holds_terminal =
+        |pid| stat_field(pid, 2).is_some() && stat_field(pid, 2) == stat_field(pid, 5);
+    wait_for(
+        "the child holds the terminal",
+        Duration::from_secs(10),
+        || holds_terminal(ch),
+    );
+    type_in("\x1a");
+    wait_for("child and keepup stopped", Duration::from_secs(10), || {
+        state(ch) == "T" && state(k) == "T"
+    });
+    type_in("fg\n");
+    wait_for("both continued", Duration::from_secs(10), || {
+        state(ch) == "S" && state(k) == "S"
+    });
+    wait_for(
+        "the child holds the terminal again",
+        Duration::from_secs(10),
+        || holds_terminal(ch),
+    );
+    type_in("\x03");
+    wait_for("keepup ended", Duration::from_secs(10), || !alive(k));
+    type_in("echo keepup-status=$?\nexit\n");
+    let out = finish(c);
+    assert!(out.contains("keepup-status=130"), "{out}");
+    assert_eq!(out.matches("started pid").count(), 1, "restarted:\n{out}");
 }
