@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::child::{Output, SpawnSpec, spawn};
 use crate::config::{HealthCheck, Probes, ReadyCheck};
-use crate::probe::{HttpProbe, Outcome, command_outcome};
+use crate::probe::{HttpProbe, HttpTarget, Outcome, command_outcome};
 use crate::reap::ExitKind;
 use crate::signals::Inherited;
 
@@ -45,6 +45,8 @@ pub enum Event {
 
 pub struct Checks {
     cfg: Probes,
+    /// The `--health-http` target, resolved before the first start.
+    http: Option<HttpTarget>,
     inherited: Inherited,
     started: Option<Instant>,
     ready: bool,
@@ -56,10 +58,20 @@ pub struct Checks {
     pub last_probe: String,
 }
 
+/// Resolves the `--health-http` host, once, before anything starts: a
+/// name that does not resolve is bad usage, as a bad URL is.
+pub fn resolve(probes: &Probes) -> Result<Option<HttpTarget>, String> {
+    match &probes.health {
+        Some(HealthCheck::Http(url)) => HttpTarget::resolve(url).map(Some),
+        _ => Ok(None),
+    }
+}
+
 impl Checks {
-    pub fn new(cfg: Probes, inherited: Inherited) -> Checks {
+    pub fn new(cfg: Probes, http: Option<HttpTarget>, inherited: Inherited) -> Checks {
         Checks {
             cfg,
+            http,
             inherited,
             started: None,
             ready: false,
@@ -218,14 +230,20 @@ impl Checks {
         if !self.ready && self.next_ready.is_some_and(|t| now >= t) {
             return match self.cfg.ready.clone() {
                 Some(ReadyCheck::Port(port)) => {
+                    // A non-blocking connect, watched by the loop's poll:
+                    // keepup never waits anywhere else.
                     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-                    if std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(50))
-                        .is_ok()
-                    {
-                        self.became_ready(now)
-                    } else {
-                        self.next_ready = Some(now + READY_POLL);
-                        None
+                    match HttpProbe::connect_only(&addr) {
+                        Ok(p) => {
+                            self.probe = Some(InFlight {
+                                purpose: Purpose::Ready,
+                                pid: 0,
+                                http: Some(p),
+                                deadline: now + READY_POLL,
+                            });
+                            None
+                        }
+                        Err(why) => self.finished(Purpose::Ready, Err(why), now),
                     }
                 }
                 Some(ReadyCheck::Command(cmd)) => self.launch_command(Purpose::Ready, &cmd, now),
@@ -236,8 +254,8 @@ impl Checks {
             self.next_health = None;
             return match self.cfg.health.clone() {
                 Some(HealthCheck::Command(cmd)) => self.launch_command(Purpose::Health, &cmd, now),
-                Some(HealthCheck::Http(target)) => match HttpProbe::start(&target) {
-                    Ok(h) => {
+                Some(HealthCheck::Http(_)) => match self.http.as_ref().map(HttpProbe::start) {
+                    Some(Ok(h)) => {
                         self.probe = Some(InFlight {
                             purpose: Purpose::Health,
                             pid: 0,
@@ -246,7 +264,8 @@ impl Checks {
                         });
                         None
                     }
-                    Err(why) => self.finished(Purpose::Health, Err(why), now),
+                    Some(Err(why)) => self.finished(Purpose::Health, Err(why), now),
+                    None => None,
                 },
                 None => None,
             };

@@ -11,72 +11,371 @@ pub enum Kind {
     Flag,
 }
 
+/// The topics `--help` groups options under, in the order shown.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Section {
+    Restart,
+    Memory,
+    Stopping,
+    Logs,
+    Instances,
+    Readiness,
+}
+
+impl Section {
+    const ALL: [Section; 6] = [
+        Section::Restart,
+        Section::Memory,
+        Section::Stopping,
+        Section::Logs,
+        Section::Instances,
+        Section::Readiness,
+    ];
+
+    fn title(self) -> &'static str {
+        match self {
+            Section::Restart => "Restart policy:",
+            Section::Memory => "Memory limit:",
+            Section::Stopping => "Stopping and signals:",
+            Section::Logs => "Logs:",
+            Section::Instances => "Instances:",
+            Section::Readiness => "Readiness and health:",
+        }
+    }
+}
+
+/// One option: how it is written, where `--help` shows it and what it says.
 #[derive(Debug)]
 pub struct OptSpec {
     pub long: &'static str,
     pub short: Option<char>,
     pub kind: Kind,
+    pub section: Section,
+    /// The value's placeholder in `--help` (`DUR`, `FILE`); empty for flags.
+    pub value: &'static str,
+    /// One or more lines; later lines are indented under the first.
+    pub help: &'static str,
 }
 
-const fn value(long: &'static str) -> OptSpec {
-    OptSpec {
-        long,
-        short: None,
-        kind: Kind::Value,
-    }
-}
-
-const fn flag(long: &'static str, short: Option<char>) -> OptSpec {
+const fn opt(
+    long: &'static str,
+    short: Option<char>,
+    section: Section,
+    value: &'static str,
+    help: &'static str,
+) -> OptSpec {
     OptSpec {
         long,
         short,
-        kind: Kind::Flag,
+        kind: if value.is_empty() {
+            Kind::Flag
+        } else {
+            Kind::Value
+        },
+        section,
+        value,
+        help,
     }
 }
 
-/// Every long option keepup knows. Each is also `KEEPUP_<NAME>` in the
-/// environment.
+use Section::*;
+
+/// Every long option keepup knows, in `--help` order. Each is also
+/// `KEEPUP_<NAME>` in the environment. `config` must read every one of
+/// them (a unit test there checks), and `--help` is made from this table.
 pub const OPTIONS: &[OptSpec] = &[
-    OptSpec {
-        long: "name",
-        short: Some('n'),
-        kind: Kind::Value,
-    },
-    value("restart"),
-    value("success-exit"),
-    value("delay"),
-    value("max-delay"),
-    value("min-uptime"),
-    value("max-restarts"),
-    value("max-memory"),
-    value("memory-interval"),
-    value("stop-signal"),
-    value("kill-timeout"),
-    flag("no-group", None),
-    value("parent-death"),
-    value("log"),
-    value("out-log"),
-    value("err-log"),
-    flag("timestamps", Some('t')),
-    flag("quiet", Some('q')),
-    value("time-format"),
-    flag("utc", None),
-    value("log-max-size"),
-    value("log-keep"),
-    flag("detach", Some('d')),
-    value("ready-port"),
-    value("ready-cmd"),
-    value("ready-fd"),
-    value("ready-timeout"),
-    value("health-cmd"),
-    value("health-http"),
-    value("health-interval"),
-    value("health-timeout"),
-    value("health-retries"),
+    opt(
+        "name",
+        Some('n'),
+        Restart,
+        "NAME",
+        "instance name [default: file name of COMMAND]",
+    ),
+    opt(
+        "restart",
+        None,
+        Restart,
+        "POLICY",
+        "always, on-failure or never [default: always]",
+    ),
+    opt(
+        "success-exit",
+        None,
+        Restart,
+        "CODES",
+        "exit codes that count as success [default: 0]",
+    ),
+    opt(
+        "delay",
+        None,
+        Restart,
+        "DUR",
+        "wait before a restart [default: 100ms]",
+    ),
+    opt(
+        "max-delay",
+        None,
+        Restart,
+        "DUR",
+        "cap of the exponential backoff [default: 30s]",
+    ),
+    opt(
+        "min-uptime",
+        None,
+        Restart,
+        "DUR",
+        "a shorter run is unstable [default: 10s]",
+    ),
+    opt(
+        "max-restarts",
+        None,
+        Restart,
+        "N",
+        "consecutive unstable restarts before giving up,\n0 or unlimited [default: 10]",
+    ),
+    opt(
+        "max-memory",
+        None,
+        Memory,
+        "SIZE",
+        "restart when the process tree's RSS exceeds SIZE",
+    ),
+    opt(
+        "memory-interval",
+        None,
+        Memory,
+        "DUR",
+        "how often to sample [default: 1s]",
+    ),
+    opt(
+        "stop-signal",
+        None,
+        Stopping,
+        "SIG",
+        "signal that asks the child to stop [default: TERM]",
+    ),
+    opt(
+        "kill-timeout",
+        None,
+        Stopping,
+        "DUR",
+        "then SIGKILL after this long [default: 5s]",
+    ),
+    opt(
+        "no-group",
+        None,
+        Stopping,
+        "",
+        "run the child in keepup's process group",
+    ),
+    opt(
+        "parent-death",
+        None,
+        Stopping,
+        "SIG",
+        "act on SIG when keepup's parent dies, or none\n[default: TERM inside npm scripts, else none]",
+    ),
+    opt(
+        "log",
+        None,
+        Logs,
+        "FILE",
+        "merged stdout and stderr, timestamped",
+    ),
+    opt("out-log", None, Logs, "FILE", "stdout only, timestamped"),
+    opt("err-log", None, Logs, "FILE", "stderr only, timestamped"),
+    opt(
+        "timestamps",
+        Some('t'),
+        Logs,
+        "",
+        "prefix lines echoed to the console too",
+    ),
+    opt(
+        "quiet",
+        Some('q'),
+        Logs,
+        "",
+        "nothing on the console but fatal errors",
+    ),
+    opt(
+        "time-format",
+        None,
+        Logs,
+        "FMT",
+        "strftime-like [default: %Y-%m-%dT%H:%M:%S%.3f%:z]",
+    ),
+    opt(
+        "utc",
+        None,
+        Logs,
+        "",
+        "timestamps in UTC instead of local time",
+    ),
+    opt(
+        "log-max-size",
+        None,
+        Logs,
+        "SIZE",
+        "rotate before a file passes SIZE, 0 never [default: 10M]",
+    ),
+    opt(
+        "log-keep",
+        None,
+        Logs,
+        "N",
+        "rotated files kept [default: 5]",
+    ),
+    opt(
+        "detach",
+        Some('d'),
+        Instances,
+        "",
+        "run in the background; return once the child started\n(manage it with keepup status, logs, stop)",
+    ),
+    opt(
+        "ready-port",
+        None,
+        Readiness,
+        "PORT",
+        "ready when 127.0.0.1:PORT accepts a connection",
+    ),
+    opt(
+        "ready-cmd",
+        None,
+        Readiness,
+        "CMD",
+        "ready when `sh -c CMD` exits 0",
+    ),
+    opt(
+        "ready-fd",
+        None,
+        Readiness,
+        "N",
+        "ready when the child writes a newline to its fd N",
+    ),
+    opt(
+        "ready-timeout",
+        None,
+        Readiness,
+        "DUR",
+        "not ready by then: stop, an unstable run [default: 60s]",
+    ),
+    opt(
+        "health-cmd",
+        None,
+        Readiness,
+        "CMD",
+        "healthy while `sh -c CMD` exits 0",
+    ),
+    opt(
+        "health-http",
+        None,
+        Readiness,
+        "URL",
+        "healthy while GET URL answers 2xx (http:// only)",
+    ),
+    opt(
+        "health-interval",
+        None,
+        Readiness,
+        "DUR",
+        "between probes [default: 10s]",
+    ),
+    opt(
+        "health-timeout",
+        None,
+        Readiness,
+        "DUR",
+        "a slower probe fails [default: 5s]",
+    ),
+    opt(
+        "health-retries",
+        None,
+        Readiness,
+        "N",
+        "failed probes in a row that restart [default: 3]",
+    ),
 ];
 
+/// A control verb, parsed: what `keepup VERB ...` asks for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verb {
+    Status {
+        names: Vec<String>,
+        json: bool,
+        watch: bool,
+        prune: bool,
+    },
+    Stop {
+        names: Vec<String>,
+    },
+    Restart {
+        names: Vec<String>,
+    },
+    Logs {
+        name: String,
+        lines: usize,
+        follow: bool,
+    },
+    Signal {
+        name: String,
+        signal: i32,
+    },
+    Wait {
+        names: Vec<String>,
+        timeout: std::time::Duration,
+    },
+}
+
+/// A verb's name, usage and help, for `keepup VERB --help`.
+pub struct VerbSpec {
+    pub name: &'static str,
+    pub usage: &'static str,
+    pub about: &'static str,
+    /// Option lines shown under the usage.
+    pub options: &'static str,
+}
+
 /// The words that are verbs when they come first.
-pub const VERBS: &[&str] = &["status", "stop", "restart", "logs", "signal", "wait"];
+pub const VERBS: &[VerbSpec] = &[
+    VerbSpec {
+        name: "status",
+        usage: "keepup status [NAME...] [--json] [-w] [--prune]",
+        about: "Shows each instance: state, pid, uptime, restarts, memory, last exit.",
+        options: "      --json    one JSON array, an object per instance\n  -w, --watch   refresh every second\n      --prune   remove the entries of stopped and dead instances\n",
+    },
+    VerbSpec {
+        name: "stop",
+        usage: "keepup stop NAME...",
+        about: "Stops an instance gracefully (its --stop-signal, then its kill timeout);\nreturns once its keepup has exited.",
+        options: "",
+    },
+    VerbSpec {
+        name: "restart",
+        usage: "keepup restart NAME...",
+        about: "Restarts an instance's child gracefully, at once; never counted as a crash.",
+        options: "",
+    },
+    VerbSpec {
+        name: "logs",
+        usage: "keepup logs NAME [-n N] [-f]",
+        about: "Prints the last lines of an instance's log file.",
+        options: "  -n, --lines N   how many lines [default: 20]\n  -f, --follow    keep printing new lines, across rotations\n",
+    },
+    VerbSpec {
+        name: "signal",
+        usage: "keepup signal NAME SIG",
+        about: "Sends SIG (TERM, SIGHUP, 10) to the child's process group.",
+        options: "",
+    },
+    VerbSpec {
+        name: "wait",
+        usage: "keepup wait NAME... [--timeout DUR]",
+        about: "Returns 0 once every instance is ready (running); 1 when one stopped,\ngave up or is dead, or at the timeout.",
+        options: "      --timeout DUR   give up after DUR [default: 60s]\n",
+    },
+];
 
 /// One option's value and where it came from (`--delay` or `KEEPUP_DELAY`),
 /// so that an error can name what the user actually wrote.
@@ -90,15 +389,29 @@ pub struct Setting {
 pub struct Settings {
     settings: Vec<(&'static str, Setting)>,
     pub command: Vec<OsString>,
+    /// Every option `config` asked for, given or not: a test checks that
+    /// no option of `OPTIONS` is accepted and then ignored.
+    asked: std::cell::RefCell<Vec<String>>,
 }
 
 impl Settings {
     pub fn get(&self, long: &str) -> Option<&Setting> {
+        self.asked.borrow_mut().push(long.to_string());
         self.settings
             .iter()
             .rev()
             .find(|(l, _)| *l == long)
             .map(|(_, s)| s)
+    }
+
+    /// The options of the table that were never asked for.
+    pub fn never_asked(&self) -> Vec<&'static str> {
+        let asked = self.asked.borrow();
+        OPTIONS
+            .iter()
+            .map(|o| o.long)
+            .filter(|l| !asked.iter().any(|a| a == l))
+            .collect()
     }
 
     fn set(&mut self, long: &'static str, value: String, origin: String) {
@@ -109,8 +422,9 @@ impl Settings {
 #[derive(Debug, PartialEq, Eq)]
 pub enum Invocation {
     Run(Settings),
-    Verb { verb: String, args: Vec<OsString> },
-    Help,
+    Verb(Verb),
+    /// Print this help text and exit 0.
+    Help(String),
     Version,
 }
 
@@ -136,13 +450,13 @@ where
     E: Fn(&str) -> Option<OsString>,
 {
     let args: Vec<OsString> = args.into_iter().collect();
-    if let Some(first) = args.first().and_then(|a| a.to_str())
-        && VERBS.contains(&first)
-    {
-        return Ok(Invocation::Verb {
-            verb: first.to_string(),
-            args: args[1..].to_vec(),
-        });
+    if let Some(first) = args.first().and_then(|a| a.to_str()) {
+        if first == "help" {
+            return help_for(&args[1..]);
+        }
+        if let Some(spec) = VERBS.iter().find(|v| v.name == first) {
+            return parse_verb(spec, &args[1..]);
+        }
     }
 
     let mut settings = Settings::default();
@@ -173,7 +487,9 @@ where
             Err(e) => return Err(lexopt_error(e)),
         };
         let (spec, origin) = match arg {
-            lexopt::Arg::Long("help") | lexopt::Arg::Short('h') => return Ok(Invocation::Help),
+            lexopt::Arg::Long("help") | lexopt::Arg::Short('h') => {
+                return Ok(Invocation::Help(help()));
+            }
             lexopt::Arg::Long("version") | lexopt::Arg::Short('V') => {
                 return Ok(Invocation::Version);
             }
@@ -222,6 +538,179 @@ where
     Ok(Invocation::Run(settings))
 }
 
+/// `keepup help [VERB]`.
+fn help_for(args: &[OsString]) -> Result<Invocation, UsageError> {
+    match args {
+        [] => Ok(Invocation::Help(help())),
+        [verb] => {
+            let verb = verb.to_string_lossy();
+            VERBS
+                .iter()
+                .find(|v| v.name == verb)
+                .map(|v| Invocation::Help(verb_help(v)))
+                .ok_or_else(|| {
+                    UsageError(format!(
+                        "unknown verb '{verb}' for keepup help (verbs: {})",
+                        verb_names()
+                    ))
+                })
+        }
+        _ => Err(UsageError("usage: keepup help [VERB]".into())),
+    }
+}
+
+fn verb_names() -> String {
+    VERBS.iter().map(|v| v.name).collect::<Vec<_>>().join(", ")
+}
+
+/// A verb's words: its positional arguments and options, typed.
+fn parse_verb(spec: &VerbSpec, args: &[OsString]) -> Result<Invocation, UsageError> {
+    let verb = spec.name;
+    let usage = || UsageError(format!("usage: {}", spec.usage));
+    let mut parser = lexopt::Parser::from_iter(
+        std::iter::once(OsString::from(verb)).chain(args.iter().cloned()),
+    );
+    let mut words: Vec<String> = vec![];
+    let (mut json, mut watch, mut prune, mut follow) = (false, false, false, false);
+    let mut lines = 20usize;
+    let mut timeout = std::time::Duration::from_secs(60);
+    loop {
+        let arg = match parser.next() {
+            Ok(None) => break,
+            Ok(Some(arg)) => arg,
+            Err(e) => return Err(lexopt_error(e)),
+        };
+        use lexopt::Arg::{Long, Short, Value};
+        match (verb, arg) {
+            (_, Long("help") | Short('h')) => return Ok(Invocation::Help(verb_help(spec))),
+            (_, Value(v)) => words.push(v.into_string().map_err(|_| {
+                UsageError(format!("an argument of 'keepup {verb}' is not valid UTF-8"))
+            })?),
+            ("status", Long("json")) => json = true,
+            ("status", Long("watch") | Short('w')) => watch = true,
+            ("status", Long("prune")) => prune = true,
+            ("logs", Long("follow") | Short('f')) => follow = true,
+            ("logs", Long("lines") | Short('n')) => {
+                let v = verb_value(&mut parser, "-n")?;
+                lines = v.parse().map_err(|_| {
+                    UsageError(format!(
+                        "invalid count '{v}' for -n: expected a whole number"
+                    ))
+                })?;
+            }
+            ("wait", Long("timeout")) => {
+                let v = verb_value(&mut parser, "--timeout")?;
+                timeout = crate::units::parse_duration(&v).map_err(|why| {
+                    UsageError(format!("invalid duration '{v}' for --timeout: {why}"))
+                })?;
+            }
+            (_, Long(l)) => {
+                return Err(UsageError(format!(
+                    "unknown option '--{l}' for 'keepup {verb}' (see keepup {verb} --help)"
+                )));
+            }
+            (_, Short(c)) => {
+                return Err(UsageError(format!(
+                    "unknown option '-{c}' for 'keepup {verb}' (see keepup {verb} --help)"
+                )));
+            }
+        }
+    }
+    let need_names = |words: Vec<String>| {
+        if words.is_empty() {
+            Err(UsageError(format!("missing instance name: {}", spec.usage)))
+        } else {
+            Ok(words)
+        }
+    };
+    let parsed = match verb {
+        "status" => Verb::Status {
+            names: words,
+            json,
+            watch,
+            prune,
+        },
+        "stop" => Verb::Stop {
+            names: need_names(words)?,
+        },
+        "restart" => Verb::Restart {
+            names: need_names(words)?,
+        },
+        "wait" => Verb::Wait {
+            names: need_names(words)?,
+            timeout,
+        },
+        "logs" => match <[String; 1]>::try_from(words) {
+            Ok([name]) => Verb::Logs {
+                name,
+                lines,
+                follow,
+            },
+            Err(_) => return Err(usage()),
+        },
+        "signal" => match <[String; 2]>::try_from(words) {
+            Ok([name, sig]) => Verb::Signal {
+                signal: crate::units::parse_signal(&sig)
+                    .map_err(|why| UsageError(format!("invalid signal '{sig}': {why}")))?,
+                name,
+            },
+            Err(_) => return Err(usage()),
+        },
+        _ => return Err(usage()),
+    };
+    Ok(Invocation::Verb(parsed))
+}
+
+fn verb_value(parser: &mut lexopt::Parser, shown: &str) -> Result<String, UsageError> {
+    parser
+        .value()
+        .map_err(|_| UsageError(format!("missing value for {shown}")))?
+        .into_string()
+        .map_err(|_| UsageError(format!("value for {shown} is not valid UTF-8")))
+}
+
+/// `keepup --help`: made from `OPTIONS`, so no option can be left out.
+pub fn help() -> String {
+    let mut out = String::from(HELP_HEAD);
+    for section in Section::ALL {
+        out.push('\n');
+        out.push_str(section.title());
+        out.push('\n');
+        for o in OPTIONS.iter().filter(|o| o.section == section) {
+            let short = o.short.map_or("    ".to_string(), |c| format!("-{c}, "));
+            let left = if o.value.is_empty() {
+                format!("  {short}--{}", o.long)
+            } else {
+                format!("  {short}--{} {}", o.long, o.value)
+            };
+            let mut help_lines = o.help.lines();
+            let first = help_lines.next().unwrap_or("");
+            if left.len() < HELP_COLUMN {
+                out.push_str(&format!("{left:HELP_COLUMN$}{first}\n"));
+            } else {
+                out.push_str(&format!("{left}\n{:HELP_COLUMN$}{first}\n", ""));
+            }
+            for more in help_lines {
+                out.push_str(&format!("{:HELP_COLUMN$}{more}\n", ""));
+            }
+        }
+    }
+    out.push_str(HELP_TAIL);
+    out
+}
+
+/// `keepup VERB --help`.
+pub fn verb_help(spec: &VerbSpec) -> String {
+    let mut out = format!("Usage: {}\n\n{}\n", spec.usage, spec.about);
+    if !spec.options.is_empty() {
+        out.push_str("\nOptions:\n");
+        out.push_str(spec.options);
+    }
+    out
+}
+
+const HELP_COLUMN: usize = 28;
+
 fn lexopt_error(e: lexopt::Error) -> UsageError {
     match e {
         lexopt::Error::UnexpectedValue { option, value } => UsageError(format!(
@@ -240,48 +729,19 @@ pub fn parse_bool(v: &str) -> Option<bool> {
     }
 }
 
-pub const HELP: &str = "\
+const HELP_HEAD: &str = "\
 keepup keeps one command running: restarts with backoff, merged timestamped
 logs, memory limit, signal forwarding, zombie reaping, correct as PID 1.
 
 Usage: keepup [OPTIONS] [--] COMMAND [ARG...]
-       keepup status|stop|restart|logs|signal|wait ...
+       keepup status|stop|restart|logs|signal|wait ...   (keepup help VERB)
+";
 
-Restart policy:
-  -n, --name NAME           instance name [default: file name of COMMAND]
-      --restart POLICY      always, on-failure or never [default: always]
-      --success-exit CODES  exit codes that count as success [default: 0]
-      --delay DUR           wait before a restart [default: 100ms]
-      --max-delay DUR       cap of the exponential backoff [default: 30s]
-      --min-uptime DUR      a shorter run is unstable [default: 10s]
-      --max-restarts N      consecutive unstable restarts before giving up,
-                            0 or unlimited [default: 10]
-
-Memory limit:
-      --max-memory SIZE     restart when the process tree's RSS exceeds SIZE
-      --memory-interval DUR how often to sample [default: 1s]
-
-Stopping and signals:
-      --stop-signal SIG     signal that asks the child to stop [default: TERM]
-      --kill-timeout DUR    then SIGKILL after this long [default: 5s]
-      --no-group            run the child in keepup's process group
-      --parent-death SIG    act on SIG when keepup's parent dies, or none
-                            [default: TERM inside npm scripts, else none]
-
-Logs:
-      --log FILE            merged stdout and stderr, timestamped
-      --out-log FILE        stdout only, timestamped
-      --err-log FILE        stderr only, timestamped
-  -t, --timestamps          prefix lines echoed to the console too
-  -q, --quiet               nothing on the console but fatal errors
-      --time-format FMT     [default: %Y-%m-%dT%H:%M:%S%.3f%:z]
-      --utc                 timestamps in UTC instead of local time
-      --log-max-size SIZE   rotate before a file passes SIZE, 0 never [default: 10M]
-      --log-keep N          rotated files kept [default: 5]
-
-Durations take a unit (100ms, 1.5s, 1m30s, 2h). Sizes: 500M, 1.5G, 512K are
-binary; 500MB is decimal; a bare number is bytes. Signals: TERM, SIGTERM, 15.
-Every --long-option may be set as KEEPUP_LONG_OPTION in the environment.
+const HELP_TAIL: &str = "
+Durations take a unit (100ms, 1.5s, 1m30s, 2h; at most 30 days). Sizes: 500M,
+1.5G, 512K are binary; 500MB is decimal; a bare number is bytes. Signals:
+TERM, SIGTERM, 15. Every --long-option may be set as KEEPUP_LONG_OPTION in
+the environment.
 
 Exit status: the child's code, 128+N if it died of signal N, 127 command not
 found, 126 not executable, 2 bad usage.
@@ -322,7 +782,10 @@ mod tests {
 
     #[test]
     fn verbs_only_first() {
-        assert!(matches!(parse(&["status"]), Ok(Invocation::Verb { .. })));
+        assert!(matches!(
+            parse(&["status"]),
+            Ok(Invocation::Verb(Verb::Status { .. }))
+        ));
         let s = run(&["--", "status"]);
         assert_eq!(s.command, os(&["status"]));
         let s = run(&["-q", "stop"]);
@@ -331,7 +794,7 @@ mod tests {
 
     #[test]
     fn help_and_version() {
-        assert_eq!(parse(&["--help"]), Ok(Invocation::Help));
+        assert_eq!(parse(&["--help"]), Ok(Invocation::Help(help())));
         assert_eq!(parse(&["--version"]), Ok(Invocation::Version));
     }
 
@@ -375,5 +838,96 @@ mod tests {
             e,
             "invalid value 'maybe' for KEEPUP_QUIET: use 1, 0, true or false"
         );
+    }
+
+    #[test]
+    fn help_lists_every_option_of_the_table() {
+        let h = help();
+        for o in OPTIONS {
+            let shown = if o.value.is_empty() {
+                format!("--{} ", o.long)
+            } else {
+                format!("--{} {}", o.long, o.value)
+            };
+            assert!(
+                h.contains(&shown) || h.contains(&format!("--{}\n", o.long)),
+                "--help lacks {shown}"
+            );
+            if let Some(c) = o.short {
+                assert!(h.contains(&format!("-{c}, --{}", o.long)), "-{c}");
+            }
+        }
+        // And nothing that is not an option: every --word in the help text
+        // is in the table (or is --help / --version).
+        for word in h
+            .split_whitespace()
+            .filter(|w| w.starts_with("--") && w.len() > 2)
+        {
+            let long = word
+                .trim_start_matches("--")
+                .trim_end_matches([',', ')', '.']);
+            assert!(
+                OPTIONS.iter().any(|o| o.long == long)
+                    || ["help", "version", "long-option"].contains(&long),
+                "--help shows unknown {word}"
+            );
+        }
+        assert!(h.lines().all(|l| l.len() <= 100), "{h}");
+    }
+
+    #[test]
+    fn verbs_parse_to_typed_invocations() {
+        let verb = |v: &[&str]| match parse(v) {
+            Ok(Invocation::Verb(v)) => v,
+            other => panic!("{v:?}: {other:?}"),
+        };
+        assert_eq!(
+            verb(&["status", "api", "--json", "-w"]),
+            Verb::Status {
+                names: vec!["api".into()],
+                json: true,
+                watch: true,
+                prune: false
+            }
+        );
+        assert_eq!(
+            verb(&["logs", "api", "-n", "5", "-f"]),
+            Verb::Logs {
+                name: "api".into(),
+                lines: 5,
+                follow: true
+            }
+        );
+        assert_eq!(
+            verb(&["signal", "api", "HUP"]),
+            Verb::Signal {
+                name: "api".into(),
+                signal: libc::SIGHUP
+            }
+        );
+        assert_eq!(
+            verb(&["wait", "a", "b", "--timeout", "2s"]),
+            Verb::Wait {
+                names: vec!["a".into(), "b".into()],
+                timeout: std::time::Duration::from_secs(2)
+            }
+        );
+        let e = |v: &[&str]| parse(v).unwrap_err().0;
+        assert_eq!(e(&["stop"]), "missing instance name: keepup stop NAME...");
+        assert_eq!(e(&["signal", "api"]), "usage: keepup signal NAME SIG");
+        assert_eq!(
+            e(&["status", "--bogus"]),
+            "unknown option '--bogus' for 'keepup status' (see keepup status --help)"
+        );
+        assert!(e(&["signal", "api", "NOPE"]).starts_with("invalid signal 'NOPE'"));
+        for v in VERBS {
+            assert_eq!(
+                parse(&[v.name, "--help"]),
+                Ok(Invocation::Help(verb_help(v)))
+            );
+            assert_eq!(parse(&["help", v.name]), Ok(Invocation::Help(verb_help(v))));
+        }
+        assert_eq!(parse(&["help"]), Ok(Invocation::Help(help())));
+        assert!(e(&["help", "bogus"]).starts_with("unknown verb 'bogus'"));
     }
 }

@@ -54,7 +54,7 @@ pub enum ReadyCheck {
 #[derive(Clone, Debug)]
 pub enum HealthCheck {
     Command(String),
-    Http(crate::probe::HttpTarget),
+    Http(crate::probe::HttpUrl),
 }
 
 #[derive(Clone, Debug)]
@@ -161,9 +161,11 @@ impl Config {
     /// `in_npm` is whether `npm_lifecycle_event` is set, which decides the
     /// `--parent-death` default.
     pub fn from_settings(settings: Settings, in_npm: bool) -> Result<Config, UsageError> {
-        let r = Reader {
-            settings: &settings,
-        };
+        Config::read(&settings, in_npm)
+    }
+
+    fn read(settings: &Settings, in_npm: bool) -> Result<Config, UsageError> {
+        let r = Reader { settings };
         let restart = r.parsed("restart", "always", "restart policy", |v| match v {
             "always" => Ok(RestartPolicy::Always),
             "on-failure" => Ok(RestartPolicy::OnFailure),
@@ -308,7 +310,7 @@ fn probes(r: &Reader) -> Result<Probes, UsageError> {
         .optional("health-cmd", "command", command)?
         .map(HealthCheck::Command)
         .or(r
-            .optional("health-http", "URL", crate::probe::HttpTarget::parse)?
+            .optional("health-http", "URL", crate::probe::HttpUrl::parse)?
             .map(HealthCheck::Http));
     Ok(Probes {
         ready,
@@ -358,6 +360,52 @@ mod tests {
         match parse_from(args, |_| None).map_err(|e| e.0)? {
             Invocation::Run(s) => Config::from_settings(s, false).map_err(|e| e.0),
             other => panic!("{other:?}"),
+        }
+    }
+
+    /// An option in `cli::OPTIONS` that config never reads would be
+    /// accepted and silently ignored: every one must be asked for, both when
+    /// all are given and when none is.
+    #[test]
+    fn every_option_is_read() {
+        use crate::cli::{Kind, OPTIONS};
+        let sample = |value: &str| match value {
+            "DUR" => "1s",
+            "SIZE" => "10M",
+            "N" => "3",
+            "FILE" => "/tmp/keepup-test.log",
+            "NAME" => "api",
+            "POLICY" => "on-failure",
+            "CODES" => "0,3",
+            "SIG" => "HUP",
+            "FMT" => "%H:%M",
+            "PORT" => "3000",
+            "CMD" => "true",
+            "URL" => "http://127.0.0.1:1/",
+            other => panic!("no sample value for {other}: add one here"),
+        };
+        // One of each exclusive group; the others are still looked at.
+        let exclusive = ["ready-cmd", "ready-fd", "health-http"];
+        let mut args: Vec<OsString> = vec![];
+        for o in OPTIONS.iter().filter(|o| !exclusive.contains(&o.long)) {
+            args.push(format!("--{}", o.long).into());
+            if o.kind == Kind::Value {
+                args.push(sample(o.value).into());
+            }
+        }
+        args.push("true".into());
+        for args in [args, vec!["true".into()]] {
+            let Ok(Invocation::Run(s)) = parse_from(args.clone(), |_| None) else {
+                panic!("{args:?}");
+            };
+            if let Err(e) = Config::read(&s, false) {
+                panic!("{args:?}: {}", e.0);
+            }
+            assert_eq!(
+                s.never_asked(),
+                Vec::<&str>::new(),
+                "options config ignores"
+            );
         }
     }
 

@@ -20,18 +20,18 @@ fn real_main() -> i32 {
 
     let settings = match cli::parse_from(std::env::args_os().skip(1), |k| std::env::var_os(k)) {
         Ok(Invocation::Run(s)) => s,
-        Ok(Invocation::Help) => {
-            print!("{}", cli::HELP);
-            return 0;
+        Ok(Invocation::Help(text)) => {
+            print!("{text}");
+            return exit::OK;
         }
         Ok(Invocation::Version) => {
             println!("keepup {}", env!("CARGO_PKG_VERSION"));
             return 0;
         }
-        Ok(Invocation::Verb { verb, args }) => return verbs::run(&verb, args),
+        Ok(Invocation::Verb(verb)) => return verbs::run(verb),
         Err(e) => {
             complain(&e.0);
-            return 2;
+            return exit::USAGE;
         }
     };
     let in_npm = std::env::var_os("npm_lifecycle_event").is_some();
@@ -39,14 +39,21 @@ fn real_main() -> i32 {
         Ok(c) => c,
         Err(e) => {
             complain(&e.0);
-            return 2;
+            return exit::USAGE;
+        }
+    };
+    let http_target = match keepup::checks::resolve(&cfg.probes) {
+        Ok(t) => t,
+        Err(e) => {
+            complain(&format!("{e} for --health-http"));
+            return exit::USAGE;
         }
     };
     let logs = match logs::Logs::open(&cfg.logs, &cfg.name) {
         Ok(l) => l,
         Err(e) => {
             complain(&e);
-            return 2;
+            return exit::USAGE;
         }
     };
 
@@ -56,11 +63,11 @@ fn real_main() -> i32 {
         Err(state::ClaimError::Taken(pid)) => {
             let pid = pid.map(|p| format!(" (pid {p})")).unwrap_or_default();
             complain(&format!("'{}' is already running{pid}", cfg.name));
-            return 1;
+            return exit::FAILURE;
         }
         Err(state::ClaimError::Folder(state::FolderError::Unsafe(why))) => {
             complain(&why);
-            return 1;
+            return exit::FAILURE;
         }
         Err(state::ClaimError::Folder(state::FolderError::Unavailable(why))) => {
             logs.event(&format!(
@@ -83,7 +90,7 @@ fn real_main() -> i32 {
         Ok(s) => s,
         Err(e) => {
             complain(&format!("cannot install signal handlers: {e}"));
-            return 1;
+            return exit::FAILURE;
         }
     };
     if let Err(e) = reap::become_subreaper() {
@@ -102,7 +109,7 @@ fn real_main() -> i32 {
         }
     }
 
-    supervisor::Supervisor::new(cfg, logs, signals, inherited, instance, notify).run()
+    supervisor::Supervisor::new(cfg, logs, signals, inherited, instance, notify, http_target).run()
 }
 
 enum Detached {
@@ -124,7 +131,7 @@ fn detach(name: &str) -> Detached {
             "cannot detach: {}",
             std::io::Error::last_os_error()
         ));
-        return Detached::Parent(1);
+        return Detached::Parent(exit::FAILURE);
     }
     // SAFETY: pipe2 succeeded; we own both ends.
     let (read_end, write_end) =
@@ -136,7 +143,7 @@ fn detach(name: &str) -> Detached {
                 "cannot detach: {}",
                 std::io::Error::last_os_error()
             ));
-            Detached::Parent(1)
+            Detached::Parent(exit::FAILURE)
         }
         0 => {
             drop(read_end);
@@ -177,7 +184,7 @@ fn detach(name: &str) -> Detached {
                 None => {}
             }
             complain(&format!("{name} exited before its command started"));
-            Detached::Parent(1)
+            Detached::Parent(exit::FAILURE)
         }
     }
 }

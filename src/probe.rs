@@ -7,13 +7,28 @@ use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
-/// A parsed `--health-http` URL, resolved once at start.
+/// A `--health-http` URL as the user wrote it, checked but not resolved.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct HttpTarget {
+pub struct HttpUrl {
     pub host: String,
     pub port: u16,
     pub path: String,
+}
+
+/// A `--health-http` URL with its host resolved, once, before the first
+/// start (so a probe never blocks the loop on DNS).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpTarget {
+    pub url: HttpUrl,
     pub addr: SocketAddr,
+}
+
+impl HttpUrl {
+    /// Splits `http://host[:port][/path]`. No TLS, no user info. Pure.
+    pub fn parse(url: &str) -> Result<HttpUrl, String> {
+        let (host, port, path) = parse_url(url)?;
+        Ok(HttpUrl { host, port, path })
+    }
 }
 
 /// Splits `http://host[:port][/path]`. No TLS, no user info.
@@ -57,17 +72,16 @@ pub fn parse_url(url: &str) -> Result<(String, u16, String), String> {
 }
 
 impl HttpTarget {
-    pub fn parse(url: &str) -> Result<HttpTarget, String> {
-        let (host, port, path) = parse_url(url)?;
-        let addr = (host.as_str(), port)
+    /// Resolves the URL's host (a blocking lookup: done once, at start).
+    pub fn resolve(url: &HttpUrl) -> Result<HttpTarget, String> {
+        let host = &url.host;
+        let addr = (host.as_str(), url.port)
             .to_socket_addrs()
             .map_err(|e| format!("cannot resolve '{host}': {e}"))?
             .next()
             .ok_or_else(|| format!("cannot resolve '{host}'"))?;
         Ok(HttpTarget {
-            host,
-            port,
-            path,
+            url: url.clone(),
             addr,
         })
     }
@@ -148,44 +162,60 @@ fn reason(e: &io::Error) -> String {
     }
 }
 
+/// A socket with a connect to `addr` under way (or made).
+fn connect_nonblocking(addr: &SocketAddr) -> Result<OwnedFd, String> {
+    let family = if addr.is_ipv4() {
+        libc::AF_INET
+    } else {
+        libc::AF_INET6
+    };
+    // SAFETY: plain socket call.
+    let fd = unsafe {
+        libc::socket(
+            family,
+            libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            0,
+        )
+    };
+    if fd < 0 {
+        return Err(reason(&io::Error::last_os_error()));
+    }
+    // SAFETY: fresh descriptor.
+    let sock = unsafe { OwnedFd::from_raw_fd(fd) };
+    let (ss, len) = sockaddr(addr);
+    // SAFETY: ss holds a valid address of length len.
+    let r = unsafe { libc::connect(fd, (&ss as *const libc::sockaddr_storage).cast(), len) };
+    if r != 0 {
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EINPROGRESS) {
+            return Err(reason(&e));
+        }
+    }
+    Ok(sock)
+}
+
 impl HttpProbe {
+    /// Starts a non-blocking connect to `addr` that succeeds once the
+    /// connection is made (`--ready-port`): no request, no blocking.
+    pub fn connect_only(addr: &SocketAddr) -> Result<HttpProbe, String> {
+        Ok(HttpProbe {
+            sock: connect_nonblocking(addr)?,
+            stage: Stage::Connecting,
+            request: Vec::new(),
+        })
+    }
+
     /// Starts a non-blocking connect. `Err` is an immediate failure.
     pub fn start(target: &HttpTarget) -> Result<HttpProbe, String> {
-        let family = if target.addr.is_ipv4() {
-            libc::AF_INET
+        let sock = connect_nonblocking(&target.addr)?;
+        let host = if target.url.host.contains(':') {
+            format!("[{}]", target.url.host)
         } else {
-            libc::AF_INET6
-        };
-        // SAFETY: plain socket call.
-        let fd = unsafe {
-            libc::socket(
-                family,
-                libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-                0,
-            )
-        };
-        if fd < 0 {
-            return Err(reason(&io::Error::last_os_error()));
-        }
-        // SAFETY: fresh descriptor.
-        let sock = unsafe { OwnedFd::from_raw_fd(fd) };
-        let (ss, len) = sockaddr(&target.addr);
-        // SAFETY: ss holds a valid address of length len.
-        let r = unsafe { libc::connect(fd, (&ss as *const libc::sockaddr_storage).cast(), len) };
-        if r != 0 {
-            let e = io::Error::last_os_error();
-            if e.raw_os_error() != Some(libc::EINPROGRESS) {
-                return Err(reason(&e));
-            }
-        }
-        let host = if target.host.contains(':') {
-            format!("[{}]", target.host)
-        } else {
-            target.host.clone()
+            target.url.host.clone()
         };
         let request = format!(
             "GET {} HTTP/1.1\r\nHost: {host}:{}\r\nUser-Agent: keepup\r\nConnection: close\r\n\r\n",
-            target.path, target.port
+            target.url.path, target.url.port
         )
         .into_bytes();
         Ok(HttpProbe {
@@ -227,6 +257,9 @@ impl HttpProbe {
                     };
                     if err != 0 {
                         return Some(Err(reason(&io::Error::from_raw_os_error(err))));
+                    }
+                    if self.request.is_empty() {
+                        return Some(Ok(()));
                     }
                     self.stage = Stage::Sending(0);
                 }
@@ -341,7 +374,8 @@ mod tests {
             s.write_all(b"HTTP/1.1 503 Busy\r\n\r\n").unwrap();
             String::from_utf8_lossy(&req[..n]).into_owned()
         });
-        let target = HttpTarget::parse(&format!("http://127.0.0.1:{port}/hz")).unwrap();
+        let url = HttpUrl::parse(&format!("http://127.0.0.1:{port}/hz")).unwrap();
+        let target = HttpTarget::resolve(&url).unwrap();
         let mut p = HttpProbe::start(&target).unwrap();
         let outcome = loop {
             let mut pfd = libc::pollfd {

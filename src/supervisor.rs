@@ -20,6 +20,7 @@ use crate::config::Config;
 use crate::logs::{Logs, Pipes, Stream};
 use crate::machine::{Action, Event, Machine, Rules, Seen, later};
 use crate::memory::Sampler;
+use crate::probe::HttpTarget;
 use crate::protocol::{Control, RunState};
 use crate::reap::Reaped;
 use crate::run::Run;
@@ -73,6 +74,7 @@ pub struct Supervisor {
     publisher: Publisher,
     /// `--detach`: where to tell the waiting parent how the first start went.
     detach_notify: Option<OwnedFd>,
+    http_target: Option<HttpTarget>,
     events: VecDeque<Event>,
     sig_buf: Vec<i32>,
 }
@@ -85,6 +87,7 @@ impl Supervisor {
         inherited: Inherited,
         instance: Option<Instance>,
         detach_notify: Option<OwnedFd>,
+        http_target: Option<HttpTarget>,
     ) -> Supervisor {
         // SAFETY: getpid/getpgrp have no arguments.
         let (my_pid, my_pgrp) = unsafe { (libc::getpid(), libc::getpgrp()) };
@@ -124,6 +127,7 @@ impl Supervisor {
                 due: None,
             },
             detach_notify,
+            http_target,
             cfg,
             logs,
             signals,
@@ -219,7 +223,11 @@ impl Supervisor {
 
     /// Starts a run; how it went is the machine's next event.
     fn start(&mut self, now: Instant) {
-        let mut checks = Checks::new(self.cfg.probes.clone(), self.inherited);
+        let mut checks = Checks::new(
+            self.cfg.probes.clone(),
+            self.http_target.clone(),
+            self.inherited,
+        );
         let ready_pipe = checks.ready_pipe_for_child();
         let spawned = match &ready_pipe {
             Err(e) => Err(SpawnError::Other(std::io::Error::from_raw_os_error(

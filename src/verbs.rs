@@ -3,23 +3,18 @@
 //! FIFO; they never signal a pid from a state file, so a stale entry whose
 //! pid was reused can do no harm.
 
-use std::ffi::OsString;
+use crate::cli::Verb;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::diag::complain;
-use crate::protocol::{Control, RunState};
+use crate::protocol::{Control, RunState, exit};
 use crate::state::{Folder, FolderError, Snapshot, same_process};
-use crate::units::{format_duration, format_size, format_uptime, parse_signal};
+use crate::units::{format_duration, format_size, format_uptime};
 
 /// A verb's outcome: its exit status.
 pub type Status = i32;
-
-fn usage(what: &str) -> Status {
-    complain(what);
-    2
-}
 
 /// One instance as the verbs see it.
 struct Entry {
@@ -63,92 +58,32 @@ fn open_folder() -> Result<Option<Folder>, Status> {
         Err(FolderError::Unavailable(_)) => Ok(None),
         Err(FolderError::Unsafe(m)) => {
             complain(&m);
-            Err(1)
+            Err(exit::FAILURE)
         }
     }
 }
 
-pub fn run(verb: &str, args: Vec<OsString>) -> Status {
+pub fn run(verb: Verb) -> Status {
     match verb {
-        "status" => status(args),
-        "stop" => stop_or_restart(args, "stop"),
-        "restart" => stop_or_restart(args, "restart"),
-        "logs" => logs(args),
-        "signal" => signal(args),
-        "wait" => wait(args),
-        other => usage(&format!(
-            "'keepup {other}' is not supported by this version of keepup yet"
-        )),
+        Verb::Status {
+            names,
+            json,
+            watch,
+            prune,
+        } => status(names, json, watch, prune),
+        Verb::Stop { names } => stop_or_restart(names, "stop"),
+        Verb::Restart { names } => stop_or_restart(names, "restart"),
+        Verb::Logs {
+            name,
+            lines,
+            follow,
+        } => logs(&name, lines, follow),
+        Verb::Signal { name, signal: sig } => signal(&name, sig),
+        Verb::Wait { names, timeout } => wait(names, timeout),
     }
 }
 
-/// A verb's option, owned so the parser can be used again for its value.
-enum Opt {
-    Long(String),
-    Short(char),
-}
-
-impl Opt {
-    fn is(&self, short: Option<char>, long: &str) -> bool {
-        match self {
-            Opt::Long(l) => l == long,
-            Opt::Short(c) => Some(*c) == short,
-        }
-    }
-}
-
-/// Positional words and switches of a verb, with lexopt. `on_opt` returns
-/// whether it knew the option.
-fn words(
-    args: Vec<OsString>,
-    verb: &str,
-    mut on_opt: impl FnMut(&mut lexopt::Parser, &Opt) -> Result<bool, String>,
-) -> Result<Vec<String>, String> {
-    let mut parser = lexopt::Parser::from_iter(std::iter::once(OsString::from(verb)).chain(args));
-    let mut names = vec![];
-    loop {
-        let opt = match parser.next() {
-            Ok(None) => break,
-            Ok(Some(lexopt::Arg::Value(v))) => {
-                names.push(
-                    v.into_string()
-                        .map_err(|_| "a name is not valid UTF-8".to_string())?,
-                );
-                continue;
-            }
-            Ok(Some(lexopt::Arg::Long(l))) => Opt::Long(l.to_string()),
-            Ok(Some(lexopt::Arg::Short(c))) => Opt::Short(c),
-            Err(e) => return Err(e.to_string()),
-        };
-        if !on_opt(&mut parser, &opt)? {
-            let shown = match opt {
-                Opt::Long(l) => format!("--{l}"),
-                Opt::Short(c) => format!("-{c}"),
-            };
-            return Err(format!("unknown option '{shown}' for 'keepup {verb}'"));
-        }
-    }
-    Ok(names)
-}
-
-fn status(args: Vec<OsString>) -> Status {
-    let (mut json, mut watch, mut prune) = (false, false, false);
-    let names = match words(args, "status", |_, opt| {
-        let flag = if opt.is(None, "json") {
-            &mut json
-        } else if opt.is(Some('w'), "watch") {
-            &mut watch
-        } else if opt.is(None, "prune") {
-            &mut prune
-        } else {
-            return Ok(false);
-        };
-        *flag = true;
-        Ok(true)
-    }) {
-        Ok(n) => n,
-        Err(e) => return usage(&e),
-    };
+fn status(names: Vec<String>, json: bool, watch: bool, prune: bool) -> Status {
     let folder = match open_folder() {
         Ok(f) => f,
         Err(code) => return code,
@@ -163,7 +98,7 @@ fn status(args: Vec<OsString>) -> Status {
                 println!("keepup: pruned '{name}' ({})", e.state());
             }
         }
-        return 0;
+        return exit::OK;
     }
     loop {
         let mut entries = vec![];
@@ -382,20 +317,15 @@ fn live(folder: Option<&Folder>, name: &str) -> Option<Entry> {
     }
 }
 
-fn stop_or_restart(args: Vec<OsString>, verb: &str) -> Status {
-    let names = match words(args, verb, |_, _| Ok(false)) {
-        Ok(n) if !n.is_empty() => n,
-        Ok(_) => return usage(&format!("missing instance name: keepup {verb} NAME...")),
-        Err(e) => return usage(&e),
-    };
+fn stop_or_restart(names: Vec<String>, verb: &str) -> Status {
     let folder = match open_folder() {
         Ok(f) => f,
         Err(code) => return code,
     };
-    let mut status = 0;
+    let mut status = exit::OK;
     for name in &names {
         let Some(entry) = live(folder.as_ref(), name) else {
-            status = 1;
+            status = exit::FAILURE;
             continue;
         };
         let folder = folder.as_ref().expect("live implies a folder");
@@ -409,7 +339,7 @@ fn stop_or_restart(args: Vec<OsString>, verb: &str) -> Status {
                 "cannot reach '{name}': {}",
                 crate::diag::os_reason(&e)
             ));
-            status = 1;
+            status = exit::FAILURE;
             continue;
         }
         let budget =
@@ -433,7 +363,7 @@ fn stop_or_restart(args: Vec<OsString>, verb: &str) -> Status {
                     "'{name}' did not {verb} within {}",
                     format_duration(budget)
                 ));
-                status = 1;
+                status = exit::FAILURE;
                 break None;
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -452,7 +382,7 @@ fn stop_or_restart(args: Vec<OsString>, verb: &str) -> Status {
             }
             ("restart", Some(_)) => {
                 complain(&format!("'{name}' exited during the restart"));
-                status = 1;
+                status = exit::FAILURE;
             }
             _ => {}
         }
@@ -460,59 +390,31 @@ fn stop_or_restart(args: Vec<OsString>, verb: &str) -> Status {
     status
 }
 
-fn signal(args: Vec<OsString>) -> Status {
-    let words = match words(args, "signal", |_, _| Ok(false)) {
-        Ok(w) => w,
-        Err(e) => return usage(&e),
-    };
-    let [name, sig] = words.as_slice() else {
-        return usage("usage: keepup signal NAME SIG");
-    };
-    let sig = match parse_signal(sig) {
-        Ok(s) => s,
-        Err(why) => return usage(&format!("invalid signal '{sig}': {why}")),
-    };
+fn signal(name: &str, sig: i32) -> Status {
     let folder = match open_folder() {
         Ok(f) => f,
         Err(code) => return code,
     };
     if live(folder.as_ref(), name).is_none() {
-        return 1;
+        return exit::FAILURE;
     }
     match folder.as_ref().map(|f| f.send(name, Control::Signal(sig))) {
-        Some(Ok(())) => 0,
+        Some(Ok(())) => exit::OK,
         Some(Err(e)) => {
             complain(&format!(
                 "cannot reach '{name}': {}",
                 crate::diag::os_reason(&e)
             ));
-            1
+            exit::FAILURE
         }
-        None => 1,
+        None => exit::FAILURE,
     }
 }
 
 /// `keepup wait NAME... [--timeout DUR]`: 0 once every NAME is ready
 /// (`running`), 1 as soon as one is stopped, gave up or is dead, or at the
 /// timeout (60s unless given).
-fn wait(args: Vec<OsString>) -> Status {
-    let mut timeout = Duration::from_secs(60);
-    let names = match words(args, "wait", |p, opt| {
-        if !opt.is(None, "timeout") {
-            return Ok(false);
-        }
-        let v = p
-            .value()
-            .map_err(|_| "missing value for --timeout".to_string())?;
-        let v = v.to_string_lossy().into_owned();
-        timeout = crate::units::parse_duration(&v)
-            .map_err(|why| format!("invalid duration '{v}' for --timeout: {why}"))?;
-        Ok(true)
-    }) {
-        Ok(n) if !n.is_empty() => n,
-        Ok(_) => return usage("missing instance name: keepup wait NAME... [--timeout DUR]"),
-        Err(e) => return usage(&e),
-    };
+fn wait(names: Vec<String>, timeout: Duration) -> Status {
     let deadline = Instant::now() + timeout;
     loop {
         let folder = match open_folder() {
@@ -539,12 +441,12 @@ fn wait(args: Vec<OsString>) -> Status {
                         format!(" (last exit: {})", e.snap.last_exit)
                     };
                     complain(&format!("'{name}' is {other}{last}"));
-                    return 1;
+                    return exit::FAILURE;
                 }
             }
         }
         if all_ready {
-            return 0;
+            return exit::OK;
         }
         if Instant::now() >= deadline {
             complain(&format!(
@@ -552,47 +454,24 @@ fn wait(args: Vec<OsString>) -> Status {
                 format_duration(timeout),
                 names.join(", ")
             ));
-            return 1;
+            return exit::FAILURE;
         }
         std::thread::sleep(Duration::from_millis(50));
     }
 }
 
-fn logs(args: Vec<OsString>) -> Status {
-    let mut lines = 20usize;
-    let mut follow = false;
-    let names = match words(args, "logs", |p, opt| {
-        if opt.is(Some('n'), "lines") {
-            let v = p.value().map_err(|_| "missing value for -n".to_string())?;
-            let v = v.to_string_lossy().into_owned();
-            lines = v
-                .parse()
-                .map_err(|_| format!("invalid count '{v}' for -n: expected a whole number"))?;
-            Ok(true)
-        } else if opt.is(Some('f'), "follow") {
-            follow = true;
-            Ok(true)
-        } else {
-            Ok(false)
-        }
-    }) {
-        Ok(n) => n,
-        Err(e) => return usage(&e),
-    };
-    let [name] = names.as_slice() else {
-        return usage("usage: keepup logs NAME [-n N] [-f]");
-    };
+fn logs(name: &str, lines: usize, follow: bool) -> Status {
     let folder = match open_folder() {
         Ok(Some(f)) => f,
         Ok(None) => {
             complain(&format!("no instance named '{name}'"));
-            return 1;
+            return exit::FAILURE;
         }
         Err(code) => return code,
     };
     let Some(entry) = Entry::load(&folder, name) else {
         complain(&format!("no instance named '{name}'"));
-        return 1;
+        return exit::FAILURE;
     };
     let resolve = |p: &PathBuf| {
         if p.is_absolute() {
@@ -615,7 +494,7 @@ fn logs(args: Vec<OsString>) -> Status {
         complain(&format!(
             "'{name}' has no log file (start it with --log FILE)"
         ));
-        return 1;
+        return exit::FAILURE;
     }
     let mut out = std::io::stdout().lock();
     for f in &files {
@@ -623,7 +502,7 @@ fn logs(args: Vec<OsString>) -> Status {
     }
     let _ = out.flush();
     if !follow {
-        return 0;
+        return exit::OK;
     }
     let mut followers: Vec<Follower> = files.iter().map(|p| Follower::new(p)).collect();
     loop {

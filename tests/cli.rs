@@ -130,6 +130,42 @@ fn missing_command() {
     f.expect_code(2);
 }
 
+/// The options of SPEC sections 1 to 8, as the spec names them.
+const SPEC_OPTIONS: &[&str] = &[
+    "-n, --name",
+    "--restart",
+    "--success-exit",
+    "--delay",
+    "--max-delay",
+    "--min-uptime",
+    "--max-restarts",
+    "--max-memory",
+    "--memory-interval",
+    "--stop-signal",
+    "--kill-timeout",
+    "--no-group",
+    "--parent-death",
+    "--log",
+    "--out-log",
+    "--err-log",
+    "-t, --timestamps",
+    "-q, --quiet",
+    "--time-format",
+    "--utc",
+    "--log-max-size",
+    "--log-keep",
+    "-d, --detach",
+    "--ready-port",
+    "--ready-cmd",
+    "--ready-fd",
+    "--ready-timeout",
+    "--health-cmd",
+    "--health-http",
+    "--health-interval",
+    "--health-timeout",
+    "--health-retries",
+];
+
 #[test]
 fn help_and_version() {
     let f = keepup(["--help"]).run();
@@ -139,10 +175,39 @@ fn help_and_version() {
         "Memory limit:",
         "Stopping and signals:",
         "Logs:",
-        "--max-restarts",
-        "--kill-timeout",
+        "Instances:",
+        "Readiness and health:",
     ] {
         f.check(f.stdout.contains(topic), &format!("help lacks {topic}"));
+    }
+    for option in SPEC_OPTIONS {
+        f.check(f.stdout.contains(option), &format!("help lacks {option}"));
+    }
+    // Every option the help shows is one keepup takes.
+    for word in f.stdout.split_whitespace() {
+        let long = word.trim_end_matches([',', ')', '.', ']']);
+        if !long.starts_with("--") || long.len() < 3 || long == "--long-option" {
+            continue;
+        }
+        let g = keepup([long, "--version"]).run();
+        g.check(
+            !g.stderr.contains("unknown option"),
+            &format!("--help shows {long}, which keepup refuses"),
+        );
+    }
+    for verb in ["status", "stop", "restart", "logs", "signal", "wait"] {
+        let v = keepup([verb, "--help"]).run();
+        v.expect_code(0);
+        v.check(
+            v.stdout.starts_with(&format!("Usage: keepup {verb}")),
+            "verb usage",
+        );
+        let h = keepup(["help", verb]).run();
+        h.expect_code(0);
+        h.check(
+            h.stdout == v.stdout,
+            "keepup help VERB = keepup VERB --help",
+        );
     }
     let f = keepup(["--version"]).run();
     f.expect_code(0);
