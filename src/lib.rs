@@ -7,6 +7,7 @@ pub mod checks;
 pub mod child;
 pub mod cli;
 pub mod config;
+pub mod detach;
 pub mod diag;
 pub mod logs;
 pub mod machine;

@@ -21,7 +21,8 @@ fn full_disk_recovers_and_reports_dropped_lines() {
            i=0; while [ $i -lt 2000 ]; do echo \"before $i\"; i=$((i+1)); done; \
            touch {done}; while [ ! -e {go} ]; do sleep 0.02; done; \
            sleep 0.3; echo after-1; sleep 0.3; echo after-2; sleep 0.3; echo after-3' & \
-         k=$!; while [ ! -e {done} ]; do sleep 0.02; done; rm {m}/filler; touch {go}; wait $k; echo status=$?; cat {m}/a.log",
+         k=$!; n=0; while [ ! -e {done} ] && [ $n -lt 1000 ]; do sleep 0.02; n=$((n+1)); done; \
+         [ -e {done} ] || echo child-blocked; rm {m}/filler; touch {go}; wait $k; echo status=$?; cat {m}/a.log",
         m = mnt.display()
     );
     let out = std::process::Command::new("unshare")
@@ -34,6 +35,10 @@ fn full_disk_recovers_and_reports_dropped_lines() {
         cannot_run(&format!("cannot mount a tmpfs here: {stderr}"));
         return;
     }
+    assert!(
+        !stdout.contains("child-blocked"),
+        "the child did not finish its 2000 writes to a full disk:\n{stdout}"
+    );
     assert!(stdout.contains("status=0"), "{stdout}\n{stderr}");
     assert!(
         stdout.contains(" out after-2"),
@@ -274,7 +279,9 @@ fn kill_9_of_keepup_at_bad_moments_leaves_no_orphan() {
     ))
     .spawn();
     let pid = pid_from(&dir.path("pid"));
-    std::thread::sleep(Duration::from_millis(200));
+    wait_for("the child writing", Duration::from_secs(10), || {
+        std::fs::metadata(dir.path("a.log")).is_ok_and(|m| m.len() > 100_000)
+    });
     k.signal(libc::SIGKILL);
     k.finish();
     assert!(
@@ -285,14 +292,17 @@ fn kill_9_of_keepup_at_bad_moments_leaves_no_orphan() {
     // During the stop sequence: the child ignores TERM.
     let dir = TempDir::new();
     let pidf = dir.s("pid");
+    let log = dir.path("a.log");
     let k = keepup(with_sh(
-        &["--kill-timeout", "30s"],
+        &["--kill-timeout", "30s", "--log", log.to_str().unwrap()],
         &format!("trap '' TERM; echo $$ > {pidf}; while :; do sleep 0.05; done"),
     ))
     .spawn();
     let pid = pid_from(&dir.path("pid"));
     k.signal(libc::SIGTERM);
-    std::thread::sleep(Duration::from_millis(300));
+    wait_for("in the stop sequence", Duration::from_secs(10), || {
+        read(&log).contains("received SIGTERM; stopping")
+    });
     assert!(alive(pid), "the child ignores TERM");
     k.signal(libc::SIGKILL);
     k.finish();

@@ -26,13 +26,16 @@ fn free_port() -> u16 {
 
 /// A tiny HTTP server on a thread, answering every request with `status`
 /// (changeable while it runs).
-fn http_server() -> (u16, Arc<AtomicU16>) {
+/// A local HTTP server answering `status`; `hits` counts its requests.
+fn http_server() -> (u16, Arc<AtomicU16>, Arc<std::sync::atomic::AtomicUsize>) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let status = Arc::new(AtomicU16::new(200));
-    let s = status.clone();
+    let hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (s, h) = (status.clone(), hits.clone());
     std::thread::spawn(move || {
         for conn in listener.incoming().flatten() {
+            h.fetch_add(1, Ordering::SeqCst);
             let mut conn = conn;
             let mut buf = [0u8; 1024];
             let _ = conn.read(&mut buf);
@@ -41,7 +44,7 @@ fn http_server() -> (u16, Arc<AtomicU16>) {
                 .write_all(format!("HTTP/1.1 {code} X\r\nContent-Length: 0\r\n\r\n").as_bytes());
         }
     });
-    (port, status)
+    (port, status, hits)
 }
 
 #[test]
@@ -81,9 +84,14 @@ fn ready_by_port_detach_waits_for_it() {
 #[test]
 fn ready_by_command_and_by_fd() {
     let home = TempDir::new();
-    let flag = home.s("flag");
+    let (flag, tries) = (home.s("flag"), home.path("tries"));
     let k = keepup(with_sh(
-        &["-n", "c", "--ready-cmd", &format!("test -e {flag}")],
+        &[
+            "-n",
+            "c",
+            "--ready-cmd",
+            &format!("echo x >> {}; test -e {flag}", tries.display()),
+        ],
         "exec sleep 100",
     ))
     .env("KEEPUP_HOME", &home.0)
@@ -91,7 +99,11 @@ fn ready_by_command_and_by_fd() {
     wait_for("starting", Duration::from_secs(10), || {
         state_of(&home.0, "c") == "starting"
     });
-    std::thread::sleep(Duration::from_millis(300));
+    wait_for(
+        "three failed readiness commands",
+        Duration::from_secs(10),
+        || count_lines(&tries) >= 3,
+    );
     assert_eq!(state_of(&home.0, "c"), "starting");
     std::fs::write(&flag, "").unwrap();
     wait_for("ready by command", Duration::from_secs(10), || {
@@ -210,7 +222,11 @@ fn wait_success_timeout_and_gave_up() {
 fn health_command_restarts_after_retries() {
     let home = TempDir::new();
     let (flag, fails, pids) = (home.s("flag"), home.s("fails"), home.s("pids"));
-    let health = format!("if [ -e {flag} ]; then echo f >> {fails}; exit 1; fi");
+    let passes = home.path("passes");
+    let health = format!(
+        "if [ -e {flag} ]; then echo f >> {fails}; exit 1; fi; echo p >> {}",
+        passes.display()
+    );
     let k = keepup(with_sh(
         &[
             "-n",
@@ -232,7 +248,9 @@ fn health_command_restarts_after_retries() {
         count_lines(&home.path("pids")) == 1
     });
     // Passing probes for a while: no restart.
-    std::thread::sleep(Duration::from_millis(600));
+    wait_for("five passing probes", Duration::from_secs(10), || {
+        count_lines(&passes) >= 5
+    });
     assert_eq!(count_lines(&home.path("pids")), 1);
     std::fs::write(&flag, "").unwrap();
     wait_for("restart", Duration::from_secs(10), || {
@@ -252,7 +270,7 @@ fn health_command_restarts_after_retries() {
 #[test]
 fn health_http_200_keeps_503_restarts() {
     let home = TempDir::new();
-    let (port, status) = http_server();
+    let (port, status, hits) = http_server();
     let pids = home.s("pids");
     let url = format!("http://127.0.0.1:{port}/health");
     let k = keepup(with_sh(
@@ -275,7 +293,9 @@ fn health_http_200_keeps_503_restarts() {
     wait_for("first run", Duration::from_secs(10), || {
         count_lines(&home.path("pids")) == 1
     });
-    std::thread::sleep(Duration::from_millis(800));
+    wait_for("ten healthy probes", Duration::from_secs(10), || {
+        hits.load(Ordering::SeqCst) >= 10
+    });
     assert_eq!(
         count_lines(&home.path("pids")),
         1,
@@ -338,12 +358,14 @@ fn hung_probe_is_killed_at_timeout_and_leaves_nothing() {
 #[test]
 fn probes_leave_no_zombie() {
     let home = TempDir::new();
+    let ran = home.path("ran");
+    let probe = format!("echo x >> {}", ran.display());
     let k = keepup(with_sh(
         &[
             "-n",
             "z",
             "--health-cmd",
-            "true",
+            &probe,
             "--health-interval",
             "10ms",
         ],
@@ -351,7 +373,9 @@ fn probes_leave_no_zombie() {
     ))
     .env("KEEPUP_HOME", &home.0)
     .spawn();
-    std::thread::sleep(Duration::from_millis(500));
+    wait_for("20 probes", Duration::from_secs(20), || {
+        count_lines(&ran) >= 20
+    });
     // A probe may be caught between exit and reap; none may stay a zombie.
     let zombies = |pid: i32| -> Vec<i32> {
         children_of(pid)
@@ -360,7 +384,10 @@ fn probes_leave_no_zombie() {
             .collect()
     };
     let first = zombies(k.pid());
-    std::thread::sleep(Duration::from_millis(200));
+    let n = count_lines(&ran);
+    wait_for("10 more probes", Duration::from_secs(20), || {
+        count_lines(&ran) >= n + 10
+    });
     let second = zombies(k.pid());
     let stuck: Vec<&i32> = first.iter().filter(|p| second.contains(p)).collect();
     assert!(stuck.is_empty(), "zombie probes: {stuck:?}");

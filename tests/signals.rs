@@ -72,13 +72,17 @@ fn other_signals_are_forwarded_unchanged() {
 
 #[test]
 fn kill_timeout_escalates_to_sigkill() {
+    let dir = TempDir::new();
+    let log = dir.path("a.log");
     let k = keepup(with_sh(
-        &["--kill-timeout", "500ms"],
+        &["--kill-timeout", "500ms", "--log", log.to_str().unwrap()],
         "trap '' TERM; echo ready; while :; do sleep 0.05; done",
     ))
     .spawn();
     // The child ignores TERM; sleep processes in its group die of it, which is fine.
-    std::thread::sleep(Duration::from_millis(300));
+    wait_for("the child's trap is set", Duration::from_secs(10), || {
+        read(&log).contains(" out ready")
+    });
     let sent = std::time::Instant::now();
     k.signal(libc::SIGTERM);
     let f = k.finish();
@@ -100,14 +104,17 @@ fn kill_timeout_escalates_to_sigkill() {
 fn second_term_kills_at_once() {
     let dir = TempDir::new();
     let log = dir.s("log");
+    let events = dir.path("k.log");
     let k = keepup(with_sh(
-        &["--kill-timeout", "60s"],
+        &["--kill-timeout", "60s", "--log", events.to_str().unwrap()],
         &format!("trap '' TERM INT; echo ready >> {log}; while :; do sleep 0.05; done"),
     ))
     .spawn();
     started(&dir.path("log"));
     k.signal(libc::SIGTERM);
-    std::thread::sleep(Duration::from_millis(200));
+    wait_for("the first signal handled", Duration::from_secs(10), || {
+        read(&events).contains("received SIGTERM; stopping")
+    });
     let sent = std::time::Instant::now();
     k.signal(libc::SIGINT);
     let f = k.finish();

@@ -249,10 +249,26 @@ fn logs_tail_and_follow_across_rotation() {
     assert_eq!(lines.len(), 3, "{t}");
     assert!(lines[2].ends_with(" out early 49"), "{t}");
 
-    let follower = keepup(["logs", "l", "-f", "-n", "0"])
-        .env("KEEPUP_HOME", &home.0)
-        .spawn();
-    std::thread::sleep(Duration::from_millis(400));
+    let followed = home.path("followed");
+    let mut follower = keepup(["logs", "l", "-f", "-n", "0"]).env("KEEPUP_HOME", &home.0);
+    follower
+        .command()
+        .stdout(std::fs::File::create(&followed).unwrap());
+    let mut follower = follower.command().spawn().unwrap();
+    let fpid = follower.id() as i32;
+    wait_for(
+        "the follower has the log open",
+        Duration::from_secs(10),
+        || {
+            std::fs::read_dir(format!("/proc/{fpid}/fd"))
+                .map(|d| {
+                    d.flatten()
+                        .filter_map(|e| std::fs::read_link(e.path()).ok())
+                        .any(|t| t == home.path("a.log"))
+                })
+                .unwrap_or(false)
+        },
+    );
     std::fs::write(&go, "").unwrap();
     wait_for("all late lines written", Duration::from_secs(10), || {
         std::fs::read_dir(&home.0)
@@ -261,11 +277,15 @@ fn logs_tail_and_follow_across_rotation() {
             .filter(|e| e.file_name().to_string_lossy().starts_with("a.log"))
             .any(|e| read(&e.path()).contains("late 399 "))
     });
-    std::thread::sleep(Duration::from_millis(800));
-    follower.signal(libc::SIGTERM);
-    let f = follower.finish();
-    let late: Vec<u32> = f
-        .stdout
+    wait_for(
+        "the follower printed the last line",
+        Duration::from_secs(10),
+        || read(&followed).contains("late 399 "),
+    );
+    unsafe { libc::kill(fpid, libc::SIGTERM) };
+    let _ = follower.wait();
+    let printed = read(&followed);
+    let late: Vec<u32> = printed
         .lines()
         .filter_map(|l| l.split(" out late ").nth(1))
         .map(|t| t.split(' ').next().unwrap().parse().unwrap())
@@ -274,7 +294,7 @@ fn logs_tail_and_follow_across_rotation() {
     assert_eq!(
         late,
         (0..400).collect::<Vec<u32>>(),
-        "follow missed lines across rotation\n{f}"
+        "follow missed lines across rotation\n{printed}"
     );
     stop_all(&home.0, &["l"]);
 }
