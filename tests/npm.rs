@@ -161,5 +161,14 @@ fn npm_round_trip() {
         let _ = child.wait();
         assert!(stopped, "node {node} outlived npm after signal {sig}");
         assert!(npm_exited, "npm still running after signal {sig}");
+        // The next round reuses the name: its keepup must be gone first.
+        wait_for("keepup gone", Duration::from_secs(15), || {
+            let state = read(&dir.path("state/node.state"));
+            let pid = state
+                .lines()
+                .find_map(|l| l.strip_prefix("keepup_pid="))
+                .and_then(|p| p.parse::<i32>().ok());
+            state.contains("state=stopped") && pid.is_some_and(|p| !alive(p))
+        });
     }
 }
