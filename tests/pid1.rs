@@ -151,3 +151,27 @@ fn docker_stop_within_its_grace_period() {
         "took {took:?}\n{f}"
     );
 }
+
+/// LXC stops a container by sending SIGPWR to its init. As PID 1 the kernel
+/// would drop it without a handler; keepup forwards it like any signal it
+/// does not act on, and lives on.
+#[test]
+fn pwr_is_forwarded_as_pid1() {
+    if !unshare_works() {
+        return;
+    }
+    let dir = TempDir::new();
+    let log = dir.s("log");
+    let script = format!(
+        "trap 'echo PWR >> {log}; exit 0' PWR; echo ready >> {log}; while :; do sleep 0.05; done"
+    );
+    let k = as_pid1(&with_sh(&["--restart", "never"], &script)).spawn();
+    let pid = keepup_pid(k.pid());
+    wait_for("ready", Duration::from_secs(10), || {
+        read(&dir.path("log")).contains("ready")
+    });
+    unsafe { libc::kill(pid, libc::SIGPWR) };
+    let f = k.finish();
+    f.expect_code(0);
+    assert_eq!(read(&dir.path("log")), "ready\nPWR\n", "{f}");
+}
