@@ -283,6 +283,7 @@ impl Checks {
             take_terminal: false,
             inherited: self.inherited,
             extra_fds: &[],
+            env: None,
         };
         match spawn(&spec) {
             Ok(child) => {

@@ -1,13 +1,20 @@
-//! Starting the child: its own process group, the terminal when keepup has
-//! it, a parent-death signal, and the signal state keepup inherited. Exec
-//! failures come back through std's close-on-exec error pipe, so the 126/127
-//! distinction needs no guessing.
+//! Starting a child: fork, then in the child only async-signal-safe calls on
+//! memory prepared before the fork (no allocation, no lock, no logging),
+//! then exec. The child gets its own process group, the terminal when
+//! keepup has it, a parent-death signal, its descriptors at fixed numbers
+//! (stdio pipes, sockets, the ready fd), its pid written into the
+//! environment (`LISTEN_PID`), and the signal state keepup inherited. An
+//! exec failure comes back as an errno over a close-on-exec pipe, so the
+//! 126/127 distinction needs no guessing.
+//!
+//! keepup does this itself rather than through `std::process::Command`
+//! because std builds the environment out of reach before it forks, and
+//! a child's own pid must go into it (the socket-activation protocol).
 
-use std::ffi::OsString;
+use std::ffi::{CString, OsStr, OsString};
 use std::io;
-use std::os::fd::OwnedFd;
-use std::os::unix::process::CommandExt;
-use std::process::{Command, Stdio};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
 
 use crate::signals::Inherited;
 
@@ -31,8 +38,10 @@ pub struct SpawnSpec<'a> {
     pub take_terminal: bool,
     pub inherited: Inherited,
     /// Descriptors the child gets at fixed numbers: (the fd here, its
-    /// number in the child). The `--ready-fd` pipe now; sockets next.
-    pub extra_fds: &'a [(std::os::fd::RawFd, i32)],
+    /// number in the child): sockets at 3.., the `--ready-fd` pipe.
+    pub extra_fds: &'a [(RawFd, i32)],
+    /// The child's environment; `None` passes keepup's own.
+    pub env: Option<&'a Env>,
 }
 
 pub struct Spawned {
@@ -54,9 +63,9 @@ impl SpawnError {
     /// as `sh` and tini do.
     pub fn status(&self) -> i32 {
         match self {
-            SpawnError::NotFound(_) => 127,
-            SpawnError::NotExecutable(_) => 126,
-            SpawnError::Other(_) => 1,
+            SpawnError::NotFound(_) => crate::protocol::exit::NOT_FOUND,
+            SpawnError::NotExecutable(_) => crate::protocol::exit::NOT_EXECUTABLE,
+            SpawnError::Other(_) => crate::protocol::exit::FAILURE,
         }
     }
 
@@ -65,86 +74,403 @@ impl SpawnError {
             SpawnError::NotFound(e) | SpawnError::NotExecutable(e) | SpawnError::Other(e) => e,
         }
     }
+
+    fn from_errno(errno: i32) -> SpawnError {
+        let e = io::Error::from_raw_os_error(errno);
+        match errno {
+            libc::ENOENT | libc::ENOTDIR => SpawnError::NotFound(e),
+            libc::EACCES | libc::ENOEXEC | libc::EISDIR | libc::EPERM => {
+                SpawnError::NotExecutable(e)
+            }
+            _ => SpawnError::Other(e),
+        }
+    }
 }
 
-fn stdio(o: Output) -> Stdio {
-    match o {
-        Output::Inherit => Stdio::inherit(),
-        Output::Pipe => Stdio::piped(),
-        Output::Null => Stdio::null(),
+/// Variables whose value is the child's own pid, which only the child
+/// knows: their slots are filled between fork and exec.
+pub const PID_VARIABLES: &[&str] = &["LISTEN_PID", "WATCHDOG_PID"];
+
+/// A child's environment, as names and values.
+#[derive(Clone, Debug, Default)]
+pub struct Env {
+    vars: Vec<(OsString, OsString)>,
+    /// Names set to the child's pid (from `PID_VARIABLES`).
+    pid_vars: Vec<&'static str>,
+}
+
+impl Env {
+    /// keepup's own environment.
+    pub fn inherit() -> Env {
+        Env {
+            vars: std::env::vars_os().collect(),
+            pid_vars: Vec::new(),
+        }
     }
+
+    pub fn get(&self, name: &str) -> Option<&OsStr> {
+        self.vars
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_os_str())
+    }
+
+    pub fn set(&mut self, name: &str, value: impl Into<OsString>) {
+        self.remove(name);
+        self.vars.push((name.into(), value.into()));
+    }
+
+    pub fn remove(&mut self, name: &str) {
+        self.vars.retain(|(k, _)| k != name);
+        self.pid_vars.retain(|v| *v != name);
+    }
+
+    /// Sets `name` (one of `PID_VARIABLES`) to the child's pid.
+    pub fn set_child_pid(&mut self, name: &'static str) {
+        self.remove(name);
+        self.pid_vars.push(name);
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &OsStr> {
+        self.vars.iter().map(|(k, _)| k.as_os_str())
+    }
+}
+
+/// Everything the child needs, laid out before the fork.
+struct Prepared {
+    /// Candidate paths for the program, tried in order (a PATH search).
+    programs: Vec<CString>,
+    /// Owns what `argv_ptrs` points into.
+    _argv: Vec<CString>,
+    argv_ptrs: Vec<*const libc::c_char>,
+    /// `NAME=value\0` entries, and room for the pid in the pid slots.
+    env: Vec<Vec<u8>>,
+    env_ptrs: Vec<*const libc::c_char>,
+    /// Where in `env` the pid digits go: (entry, offset).
+    pid_slots: Vec<(usize, usize)>,
+    /// (source fd, target) pairs, and scratch room for the moved sources.
+    fds: Vec<(RawFd, i32)>,
+    moved: Vec<RawFd>,
+}
+
+const PID_ROOM: usize = 12;
+
+fn cstring(bytes: &[u8]) -> io::Result<CString> {
+    CString::new(bytes).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
+}
+
+/// The places to look for `program`, as `execvp` would: the name itself
+/// when it has a slash, else each `PATH` entry (an empty one is `.`).
+fn candidates(program: &OsStr, path: Option<&OsStr>) -> io::Result<Vec<CString>> {
+    let p = program.as_bytes();
+    if p.is_empty() {
+        return Err(io::Error::from_raw_os_error(libc::ENOENT));
+    }
+    if p.contains(&b'/') {
+        return Ok(vec![cstring(p)?]);
+    }
+    let path = path.map_or(&b"/usr/local/bin:/usr/bin:/bin"[..], |p| p.as_bytes());
+    path.split(|&b| b == b':')
+        .map(|dir| {
+            let mut full = if dir.is_empty() {
+                b".".to_vec()
+            } else {
+                dir.to_vec()
+            };
+            full.push(b'/');
+            full.extend_from_slice(p);
+            cstring(&full)
+        })
+        .collect()
+}
+
+fn prepare(spec: &SpawnSpec, fds: Vec<(RawFd, i32)>) -> io::Result<Prepared> {
+    let inherited;
+    let env = match spec.env {
+        Some(e) => e,
+        None => {
+            inherited = Env::inherit();
+            &inherited
+        }
+    };
+    let programs = candidates(&spec.command[0], env.get("PATH"))?;
+    let argv = spec
+        .command
+        .iter()
+        .map(|a| cstring(a.as_bytes()))
+        .collect::<io::Result<Vec<_>>>()?;
+    let mut entries = Vec::with_capacity(env.vars.len() + env.pid_vars.len());
+    for (k, v) in &env.vars {
+        let mut e = k.as_bytes().to_vec();
+        e.push(b'=');
+        e.extend_from_slice(v.as_bytes());
+        if e.contains(&0) {
+            continue;
+        }
+        e.push(0);
+        entries.push(e);
+    }
+    let mut pid_slots = Vec::new();
+    for name in &env.pid_vars {
+        let mut e = name.as_bytes().to_vec();
+        e.push(b'=');
+        pid_slots.push((entries.len(), e.len()));
+        e.resize(e.len() + PID_ROOM, 0);
+        entries.push(e);
+    }
+    let mut argv_ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+    argv_ptrs.push(std::ptr::null());
+    let mut env_ptrs: Vec<*const libc::c_char> =
+        entries.iter().map(|e| e.as_ptr().cast()).collect();
+    env_ptrs.push(std::ptr::null());
+    let moved = vec![-1; fds.len()];
+    Ok(Prepared {
+        programs,
+        _argv: argv,
+        argv_ptrs,
+        env: entries,
+        env_ptrs,
+        pid_slots,
+        fds,
+        moved,
+    })
+}
+
+/// Writes `n` in decimal and a NUL at `dst` (room for `PID_ROOM` bytes).
+/// Async-signal-safe: no allocation, no formatting machinery.
+unsafe fn write_pid(dst: *mut u8, n: i32) {
+    let mut digits = [0u8; PID_ROOM];
+    let mut len = 0;
+    let mut v = n.max(0) as u32;
+    loop {
+        digits[len] = b'0' + (v % 10) as u8;
+        len += 1;
+        v /= 10;
+        if v == 0 || len == PID_ROOM - 1 {
+            break;
+        }
+    }
+    for i in 0..len {
+        // SAFETY: the caller guarantees PID_ROOM bytes at dst.
+        unsafe { *dst.add(i) = digits[len - 1 - i] };
+    }
+    // SAFETY: len < PID_ROOM.
+    unsafe { *dst.add(len) = 0 };
+}
+
+/// The child's side of the fork. Never returns: execs or `_exit`s.
+/// Async-signal-safe calls only, on memory laid out before the fork.
+unsafe fn in_child(
+    p: &mut Prepared,
+    spec_group: bool,
+    take_terminal: bool,
+    inherited: &Inherited,
+    keepup_pid: i32,
+    report: RawFd,
+) -> ! {
+    // SAFETY (whole body): plain syscalls on descriptors and memory this
+    // process owns; nothing allocates.
+    unsafe {
+        if spec_group {
+            libc::setpgid(0, 0);
+        }
+        if take_terminal {
+            // All signals are blocked here (see spawn), SIGTTOU included,
+            // so taking the terminal from the background cannot stop us.
+            libc::tcsetpgrp(0, libc::getpid());
+        }
+        // If keepup dies (even by SIGKILL), the child goes with it. keepup
+        // may already be gone before this prctl: then no signal would come.
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
+        if libc::getppid() != keepup_pid {
+            libc::_exit(1);
+        }
+        // Descriptors: first move every source above every target, so that
+        // no dup2 overwrites a source still to be copied; dup2 then clears
+        // close-on-exec on the targets, and the moved copies close at exec.
+        let floor = p.fds.iter().map(|&(_, t)| t).max().unwrap_or(2) + 1;
+        // The report pipe too, or a target could land on it.
+        let report = match libc::fcntl(report, libc::F_DUPFD_CLOEXEC, floor) {
+            r if r >= 0 => r,
+            _ => libc::_exit(127),
+        };
+        let fail = |errno: i32| -> ! {
+            let bytes = errno.to_ne_bytes();
+            libc::write(report, bytes.as_ptr().cast(), bytes.len());
+            libc::_exit(127)
+        };
+        for i in 0..p.fds.len() {
+            let moved = libc::fcntl(p.fds[i].0, libc::F_DUPFD_CLOEXEC, floor);
+            if moved < 0 {
+                fail(*libc::__errno_location());
+            }
+            p.moved[i] = moved;
+        }
+        for i in 0..p.fds.len() {
+            if libc::dup2(p.moved[i], p.fds[i].1) < 0 {
+                fail(*libc::__errno_location());
+            }
+        }
+        let pid = libc::getpid();
+        for &(entry, offset) in &p.pid_slots {
+            write_pid(p.env[entry].as_mut_ptr().add(offset), pid);
+        }
+        // Last, the signal state keepup inherited: dispositions first, then
+        // the mask, which lets pending signals in with default actions.
+        inherited.restore_in_child();
+        let mut errno = libc::ENOENT;
+        for program in &p.programs {
+            libc::execve(program.as_ptr(), p.argv_ptrs.as_ptr(), p.env_ptrs.as_ptr());
+            let e = *libc::__errno_location();
+            // As execvp: a candidate that exists but cannot be run is what
+            // gets reported, unless a later one runs.
+            match e {
+                libc::ENOENT | libc::ENOTDIR => {}
+                libc::EACCES => errno = e,
+                _ => fail(e),
+            }
+        }
+        fail(errno)
+    }
+}
+
+/// An open /dev/null, close-on-exec.
+fn dev_null() -> io::Result<OwnedFd> {
+    Ok(std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")?
+        .into())
 }
 
 pub fn spawn(spec: &SpawnSpec) -> Result<Spawned, SpawnError> {
-    let mut cmd = Command::new(&spec.command[0]);
-    cmd.args(&spec.command[1..])
-        .stdout(stdio(spec.stdout))
-        .stderr(stdio(spec.stderr));
-    if spec.own_group {
-        cmd.process_group(0);
+    let other = SpawnError::Other;
+    // Output pipes (read end ours, write end the child's) or /dev/null.
+    let mut keep: Vec<OwnedFd> = Vec::new();
+    let mut fds: Vec<(RawFd, i32)> = Vec::new();
+    let mut ours = [None, None];
+    for (i, (out, target)) in [(spec.stdout, 1), (spec.stderr, 2)].into_iter().enumerate() {
+        match out {
+            Output::Inherit => {}
+            Output::Null => {
+                let null = dev_null().map_err(other)?;
+                fds.push((null.as_raw_fd(), target));
+                keep.push(null);
+            }
+            Output::Pipe => {
+                let (r, w) = crate::sys::pipe(0).map_err(other)?;
+                fds.push((w.as_raw_fd(), target));
+                keep.push(w);
+                ours[i] = Some(r);
+            }
+        }
     }
-    let inherited = spec.inherited;
+    fds.extend_from_slice(spec.extra_fds);
+    let mut prepared = prepare(spec, fds).map_err(other)?;
+    let (report_r, report_w) = crate::sys::pipe(0).map_err(other)?;
     let take_terminal = spec.take_terminal && spec.own_group;
-    // Owned by the closure, which must be 'static; copied before the fork.
-    let extra_fds = spec.extra_fds.to_vec();
     // SAFETY: getpid has no arguments.
     let keepup_pid = unsafe { libc::getpid() };
-    // SAFETY: the closure makes only async-signal-safe calls (sigprocmask,
-    // tcsetpgrp, prctl, getppid, signal, _exit) and allocates nothing.
-    unsafe {
-        cmd.pre_exec(move || {
-            if take_terminal {
-                // std emptied the mask: block SIGTTOU again, or taking the
-                // terminal from the background stops us.
-                let mut set: libc::sigset_t = std::mem::zeroed();
-                libc::sigemptyset(&mut set);
-                libc::sigaddset(&mut set, libc::SIGTTOU);
-                libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-                libc::tcsetpgrp(0, libc::getpid());
-            }
-            // If keepup dies (even by SIGKILL), the child goes with it. keepup
-            // may already be gone before this prctl: then no signal would come.
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
-            if libc::getppid() != keepup_pid {
-                libc::_exit(1);
-            }
-            for &(src, target) in &extra_fds {
-                // dup2 leaves the new descriptor without close-on-exec; when
-                // the numbers are equal, clear the flag by hand.
-                if src == target {
-                    libc::fcntl(src, libc::F_SETFD, 0);
-                } else {
-                    libc::dup2(src, target);
-                }
-            }
-            inherited.restore_in_child();
-            Ok(())
-        });
-    }
-    let mut child = cmd.spawn().map_err(|e| match e.raw_os_error() {
-        Some(libc::ENOENT) | Some(libc::ENOTDIR) => SpawnError::NotFound(e),
-        Some(libc::EACCES) | Some(libc::ENOEXEC) | Some(libc::EISDIR) | Some(libc::EPERM) => {
-            SpawnError::NotExecutable(e)
+
+    // Every signal blocked across the fork: the child resets dispositions
+    // before anything can be delivered to it, then takes the inherited
+    // mask; keepup gets its own mask back right after.
+    // SAFETY: plain sigset manipulation.
+    let old_mask = unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::sigprocmask(libc::SIG_SETMASK, &all, &mut old);
+        old
+    };
+    // SAFETY: keepup is single-threaded, so the child is a copy of a
+    // consistent process; it runs only async-signal-safe code.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        drop(report_r);
+        // SAFETY: see in_child.
+        unsafe {
+            in_child(
+                &mut prepared,
+                spec.own_group,
+                take_terminal,
+                &spec.inherited,
+                keepup_pid,
+                report_w.as_raw_fd(),
+            )
         }
-        _ => SpawnError::Other(e),
-    })?;
-    let pid = child.id() as i32;
+    }
+    let fork_error = io::Error::last_os_error();
+    // SAFETY: restoring keepup's own mask.
+    unsafe { libc::sigprocmask(libc::SIG_SETMASK, &old_mask, std::ptr::null_mut()) };
+    drop(report_w);
+    // The child's ends close here, in keepup: EOF on the pipes then means
+    // the child (and whoever inherited them) closed them.
+    drop(keep);
+    if pid < 0 {
+        return Err(SpawnError::Other(fork_error));
+    }
+    if spec.own_group {
+        // Also from the parent, so the group exists whichever runs first
+        // (EACCES once the child has exec'd is fine).
+        // SAFETY: setpgid with integer arguments.
+        unsafe { libc::setpgid(pid, pid) };
+    }
     if take_terminal {
-        // Also from the parent, so the terminal is the child's whichever of
-        // the two runs first.
         crate::sys::give_terminal(pid);
     }
-    let stdout = child.stdout.take().map(OwnedFd::from);
-    let stderr = child.stderr.take().map(OwnedFd::from);
-    // `child` is dropped without waiting: keepup's one reaper collects it.
-    drop(child);
-    for fd in stdout.iter().chain(stderr.iter()) {
-        crate::sys::grow_pipe(fd, 1 << 20);
-        let _ = crate::sys::set_nonblocking(std::os::fd::AsRawFd::as_raw_fd(fd));
+    let mut buf = [0u8; 4];
+    let n = loop {
+        match crate::sys::read(report_r.as_raw_fd(), &mut buf) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => break other.unwrap_or(0),
+        }
+    };
+    drop(prepared);
+    if n == 4 {
+        // The exec failed and the child exited: keepup's one reaper
+        // collects it like any other.
+        return Err(SpawnError::from_errno(i32::from_ne_bytes(buf)));
     }
+    for fd in ours.iter().flatten() {
+        crate::sys::grow_pipe(fd, 1 << 20);
+        let _ = crate::sys::set_nonblocking(fd.as_raw_fd());
+    }
+    let [stdout, stderr] = ours;
     Ok(Spawned {
         pid,
         stdout,
         stderr,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pid_digits() {
+        for n in [0, 7, 42, 1234567, i32::MAX] {
+            let mut buf = [0xffu8; PID_ROOM];
+            unsafe { write_pid(buf.as_mut_ptr(), n) };
+            let end = buf.iter().position(|&b| b == 0).unwrap();
+            assert_eq!(std::str::from_utf8(&buf[..end]).unwrap(), n.to_string());
+        }
+    }
+
+    #[test]
+    fn path_search_candidates() {
+        let c = |prog: &str, path: Option<&str>| -> Vec<String> {
+            candidates(OsStr::new(prog), path.map(OsStr::new))
+                .unwrap()
+                .into_iter()
+                .map(|c| c.into_string().unwrap())
+                .collect()
+        };
+        assert_eq!(c("./x", Some("/bin")), ["./x"]);
+        assert_eq!(c("/usr/bin/env", None), ["/usr/bin/env"]);
+        assert_eq!(c("node", Some("/a::/b")), ["/a/node", "./node", "/b/node"]);
+        assert_eq!(c("sh", None)[0], "/usr/local/bin/sh");
+        assert!(candidates(OsStr::new(""), None).is_err());
+    }
 }

@@ -244,6 +244,7 @@ impl Supervisor {
                     take_terminal: self.rules.tty,
                     inherited: self.inherited,
                     extra_fds: &extra,
+                    env: None,
                 })
             }
         };
