@@ -20,16 +20,18 @@ pub enum Section {
     Logs,
     Instances,
     Readiness,
+    Sockets,
 }
 
 impl Section {
-    const ALL: [Section; 6] = [
+    const ALL: [Section; 7] = [
         Section::Restart,
         Section::Memory,
         Section::Stopping,
         Section::Logs,
         Section::Instances,
         Section::Readiness,
+        Section::Sockets,
     ];
 
     fn title(self) -> &'static str {
@@ -40,6 +42,7 @@ impl Section {
             Section::Logs => "Logs:",
             Section::Instances => "Instances:",
             Section::Readiness => "Readiness and health:",
+            Section::Sockets => "Sockets, reload, cluster:",
         }
     }
 }
@@ -296,6 +299,34 @@ pub const OPTIONS: &[OptSpec] = &[
         "N",
         "failed probes in a row that restart [default: 3]",
     ),
+    opt(
+        "listen",
+        None,
+        Sockets,
+        "[NAME=]ADDR",
+        "bind PORT, HOST:PORT, [v6]:PORT or unix:PATH once and pass it\nto every run as fd 3, 4, ... (LISTEN_FDS); repeatable",
+    ),
+    opt(
+        "reuseport",
+        None,
+        Sockets,
+        "",
+        "SO_REUSEPORT, so several keepups share one port",
+    ),
+    opt(
+        "backlog",
+        None,
+        Sockets,
+        "N",
+        "listen backlog [default: 511]",
+    ),
+    opt(
+        "instances",
+        Some('i'),
+        Sockets,
+        "N",
+        "with -d: start NAME-1 .. NAME-N, each its own keepup\n(implies --reuseport with --listen)",
+    ),
 ];
 
 /// A control verb, parsed: what `keepup VERB ...` asks for.
@@ -395,6 +426,24 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// Every value of a repeatable option (`--listen`): those of the
+    /// command line, or else the one of the environment.
+    pub fn get_all(&self, long: &str) -> Vec<&Setting> {
+        self.asked.borrow_mut().push(long.to_string());
+        let all: Vec<&Setting> = self
+            .settings
+            .iter()
+            .filter(|(l, _)| *l == long)
+            .map(|(_, s)| s)
+            .collect();
+        let given: Vec<&Setting> = all
+            .iter()
+            .copied()
+            .filter(|s| !s.origin.starts_with("KEEPUP_"))
+            .collect();
+        if given.is_empty() { all } else { given }
+    }
+
     pub fn get(&self, long: &str) -> Option<&Setting> {
         self.asked.borrow_mut().push(long.to_string());
         self.settings

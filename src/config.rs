@@ -40,6 +40,15 @@ pub struct Config {
     pub detach: bool,
     pub logs: LogConfig,
     pub probes: Probes,
+    /// `--listen`: bound in order, passed as fds 3, 4, ...
+    pub listen: Vec<crate::sockets::Listen>,
+    pub reuseport: bool,
+    pub backlog: u32,
+    /// `-i N` (with `-d`): how many instances to start.
+    pub instances: Option<u32>,
+    /// Which of the `-i` instances this keepup is (1-based), set by the
+    /// fan-out in main; `KEEPUP_INSTANCE` for the child.
+    pub instance: Option<u32>,
 }
 
 /// How a run becomes ready (SPEC section 8). With none of these options a
@@ -243,6 +252,59 @@ impl Config {
             None => default_name(&command[0]),
         };
 
+        let listen = r
+            .settings
+            .get_all("listen")
+            .into_iter()
+            .map(|s| {
+                crate::sockets::parse(&s.value).map_err(|why| {
+                    UsageError(format!(
+                        "invalid address '{}' for {}: {why}",
+                        s.value, s.origin
+                    ))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let backlog = r.parsed("backlog", "511", "count", |v| match parse_count(v)? {
+            0 => Err("at least 1".into()),
+            n => Ok(n),
+        })?;
+        let instances = r.optional("instances", "count", |v| match parse_count(v)? {
+            0 => Err("at least 1".into()),
+            n => Ok(n),
+        })?;
+        let detach = r.flag("detach");
+        if let (Some(_), false) = (instances, detach) {
+            return Err(UsageError(
+                "-i/--instances starts detached instances: add -d".into(),
+            ));
+        }
+        // With several instances on one port, the kernel balances them.
+        let reuseport = r.flag("reuseport") || instances.is_some_and(|n| n > 1);
+        let probes = probes(&r)?;
+        if let Some(ReadyCheck::Port(p)) = probes.ready {
+            let own = listen.iter().any(|l| match &l.address {
+                crate::sockets::Address::Port(q) | crate::sockets::Address::Host(_, q) => *q == p,
+                crate::sockets::Address::Unix(_) => false,
+            });
+            if own {
+                return Err(UsageError(format!(
+                    "--ready-port {p} is a port keepup itself listens on (--listen), so it would always \
+                     answer: use --ready-fd, --ready-cmd or --notify"
+                )));
+            }
+        }
+        if let Some(ReadyCheck::Fd(n)) = probes.ready {
+            let first = crate::sockets::FIRST_FD;
+            let last = first + listen.len() as i32 - 1;
+            if (first..=last).contains(&n) {
+                return Err(UsageError(format!(
+                    "--ready-fd {n} is the fd of a --listen socket ({first} to {last}): choose {} or above",
+                    last + 1
+                )));
+            }
+        }
+
         Ok(Config {
             name,
             command,
@@ -254,9 +316,14 @@ impl Config {
             kill_timeout: r.duration("kill-timeout", "5s")?,
             own_group: !r.flag("no-group"),
             parent_death,
-            detach: r.flag("detach"),
+            detach,
             logs,
-            probes: probes(&r)?,
+            probes,
+            listen,
+            reuseport,
+            backlog,
+            instances,
+            instance: None,
         })
     }
 }
@@ -381,6 +448,7 @@ mod tests {
             "FMT" => "%H:%M",
             "PORT" => "3000",
             "CMD" => "true",
+            "[NAME=]ADDR" => "web=3001",
             "URL" => "http://127.0.0.1:1/",
             other => panic!("no sample value for {other}: add one here"),
         };

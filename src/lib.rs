@@ -17,6 +17,7 @@ pub mod protocol;
 pub mod reap;
 pub mod run;
 pub mod signals;
+pub mod sockets;
 pub mod state;
 pub mod supervisor;
 pub mod sys;

@@ -50,6 +50,15 @@ fn real_main() -> i32 {
             return exit::USAGE;
         }
     };
+    // Bound before anything else happens, so a port that is taken fails
+    // the start with nothing begun.
+    let listeners = match keepup::sockets::bind_all(&cfg.listen, cfg.reuseport, cfg.backlog) {
+        Ok(l) => l,
+        Err(e) => {
+            complain(&e);
+            return exit::FAILURE;
+        }
+    };
     let logs = match logs::Logs::open(&cfg.logs, &cfg.name) {
         Ok(l) => l,
         Err(e) => {
@@ -103,5 +112,15 @@ fn real_main() -> i32 {
         detach::on_parent_death(sig, parent);
     }
 
-    supervisor::Supervisor::new(cfg, logs, signals, inherited, instance, notify, http_target).run()
+    supervisor::Supervisor::new(supervisor::Parts {
+        cfg,
+        logs,
+        signals,
+        inherited,
+        instance,
+        detach_notify: notify,
+        http_target,
+        listeners,
+    })
+    .run()
 }

@@ -119,7 +119,7 @@ pub struct HttpProbe {
 /// (`exit 1`, `timeout`, `HTTP 503`, `connection refused`).
 pub type Outcome = Result<(), String>;
 
-fn sockaddr(addr: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
+pub fn sockaddr(addr: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
     // SAFETY: sockaddr_storage is plain data large enough for either family.
     let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
     let len = match addr {

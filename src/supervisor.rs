@@ -15,7 +15,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use crate::checks::{self, Checks};
-use crate::child::{SpawnError, SpawnSpec, spawn};
+use crate::child::{Env, SpawnError, SpawnSpec, spawn};
 use crate::config::Config;
 use crate::logs::{Logs, Pipes, Stream};
 use crate::machine::{Action, Event, Machine, Rules, Seen, later};
@@ -25,6 +25,7 @@ use crate::protocol::{Control, RunState};
 use crate::reap::Reaped;
 use crate::run::Run;
 use crate::signals::{Inherited, SignalPipe};
+use crate::sockets::Listener;
 use crate::state::{Instance, Snapshot};
 
 /// State writes closer together than this are merged (see `publish`).
@@ -47,6 +48,20 @@ struct Publisher {
     shown: Option<View>,
     last_write: Option<Instant>,
     due: Option<Instant>,
+}
+
+/// What main has set up before supervision starts.
+pub struct Parts {
+    pub cfg: Config,
+    pub logs: Logs,
+    pub signals: SignalPipe,
+    pub inherited: Inherited,
+    /// The state folder entry, when there is one.
+    pub instance: Option<Instance>,
+    /// `--detach`: where to report the first start.
+    pub detach_notify: Option<OwnedFd>,
+    pub http_target: Option<HttpTarget>,
+    pub listeners: Vec<Listener>,
 }
 
 pub struct Supervisor {
@@ -75,20 +90,26 @@ pub struct Supervisor {
     /// `--detach`: where to tell the waiting parent how the first start went.
     detach_notify: Option<OwnedFd>,
     http_target: Option<HttpTarget>,
+    /// `--listen` sockets, held for keepup's whole life.
+    listeners: Vec<Listener>,
+    /// The environment every run starts with.
+    env: Env,
     events: VecDeque<Event>,
     sig_buf: Vec<i32>,
 }
 
 impl Supervisor {
-    pub fn new(
-        cfg: Config,
-        logs: Logs,
-        signals: SignalPipe,
-        inherited: Inherited,
-        instance: Option<Instance>,
-        detach_notify: Option<OwnedFd>,
-        http_target: Option<HttpTarget>,
-    ) -> Supervisor {
+    pub fn new(parts: Parts) -> Supervisor {
+        let Parts {
+            cfg,
+            logs,
+            signals,
+            inherited,
+            instance,
+            detach_notify,
+            http_target,
+            listeners,
+        } = parts;
         // SAFETY: getpid/getpgrp have no arguments.
         let (my_pid, my_pgrp) = unsafe { (libc::getpid(), libc::getpgrp()) };
         // Inside an npm script keepup shares npm's (foreground) group, but the
@@ -128,6 +149,8 @@ impl Supervisor {
             },
             detach_notify,
             http_target,
+            env: child_env(&cfg, &listeners),
+            listeners,
             cfg,
             logs,
             signals,
@@ -234,8 +257,8 @@ impl Supervisor {
                 e.raw_os_error().unwrap_or(libc::EMFILE),
             ))),
             Ok(ready) => {
-                let extra: Vec<(i32, i32)> =
-                    ready.iter().map(|(w, n)| (w.as_raw_fd(), *n)).collect();
+                let mut extra = crate::sockets::child_fds(&self.listeners);
+                extra.extend(ready.iter().map(|(w, n)| (w.as_raw_fd(), *n)));
                 spawn(&SpawnSpec {
                     command: &self.cfg.command,
                     own_group: self.cfg.own_group,
@@ -244,7 +267,7 @@ impl Supervisor {
                     take_terminal: self.rules.tty,
                     inherited: self.inherited,
                     extra_fds: &extra,
-                    env: None,
+                    env: Some(&self.env),
                 })
             }
         };
@@ -571,4 +594,22 @@ impl Supervisor {
             self.logs.event(&warning);
         }
     }
+}
+
+/// The environment of every run: keepup's own, with the instance's name
+/// (and number under `-i`), and the socket-activation variables when keepup
+/// listens (inherited ones replaced: they described keepup's own sockets).
+fn child_env(cfg: &Config, listeners: &[Listener]) -> Env {
+    let mut env = Env::inherit();
+    env.set("KEEPUP_INSTANCE_NAME", &cfg.name);
+    if let Some(k) = cfg.instance {
+        env.set("KEEPUP_INSTANCE", k.to_string());
+    }
+    if !listeners.is_empty() {
+        for (k, v) in crate::sockets::child_vars(listeners) {
+            env.set(k, v);
+        }
+        env.set_child_pid("LISTEN_PID");
+    }
+    env
 }
