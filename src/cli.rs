@@ -357,6 +357,10 @@ pub enum Verb {
         names: Vec<String>,
         timeout: std::time::Duration,
     },
+    Reload {
+        names: Vec<String>,
+        timeout: Option<std::time::Duration>,
+    },
 }
 
 /// A verb's name, usage and help, for `keepup VERB --help`.
@@ -399,6 +403,12 @@ pub const VERBS: &[VerbSpec] = &[
         usage: "keepup signal NAME SIG",
         about: "Sends SIG (TERM, SIGHUP, 10) to the child's process group.",
         options: "",
+    },
+    VerbSpec {
+        name: "reload",
+        usage: "keepup reload NAME... [--timeout DUR]",
+        about: "Starts a new run beside the running one, waits until it is ready, then\nstops the old one: no connection refused. Several names (or a pattern,\n'api-*') are reloaded one after the other; the first failure stops the\nroll and keeps the old run. In backoff or starting: a restart.",
+        options: "      --timeout DUR   the new run must be ready within DUR\n                      [default: its --ready-timeout]\n",
     },
     VerbSpec {
         name: "wait",
@@ -623,6 +633,7 @@ fn parse_verb(spec: &VerbSpec, args: &[OsString]) -> Result<Invocation, UsageErr
     let (mut json, mut watch, mut prune, mut follow) = (false, false, false, false);
     let mut lines = 20usize;
     let mut timeout = std::time::Duration::from_secs(60);
+    let mut timeout_given = false;
     loop {
         let arg = match parser.next() {
             Ok(None) => break,
@@ -647,7 +658,8 @@ fn parse_verb(spec: &VerbSpec, args: &[OsString]) -> Result<Invocation, UsageErr
                     ))
                 })?;
             }
-            ("wait", Long("timeout")) => {
+            ("wait" | "reload", Long("timeout")) => {
+                timeout_given = true;
                 let v = verb_value(&mut parser, "--timeout")?;
                 timeout = crate::units::parse_duration(&v).map_err(|why| {
                     UsageError(format!("invalid duration '{v}' for --timeout: {why}"))
@@ -688,6 +700,10 @@ fn parse_verb(spec: &VerbSpec, args: &[OsString]) -> Result<Invocation, UsageErr
         "wait" => Verb::Wait {
             names: need_names(words)?,
             timeout,
+        },
+        "reload" => Verb::Reload {
+            names: need_names(words)?,
+            timeout: timeout_given.then_some(timeout),
         },
         "logs" => match <[String; 1]>::try_from(words) {
             Ok([name]) => Verb::Logs {

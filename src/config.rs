@@ -166,7 +166,36 @@ pub fn valid_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// `logs/api.log` -> `logs/api-2.log`: an `-i` member's own log file, as
+/// PM2 names its instances' files, so that no two keepups rotate one file.
+pub fn member_path(path: &std::path::Path, k: u32) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let member = match name.rfind('.') {
+        Some(i) if i > 0 => format!("{}-{k}{}", &name[..i], &name[i..]),
+        _ => format!("{name}-{k}"),
+    };
+    path.with_file_name(member)
+}
+
 impl Config {
+    /// Member `k` of `-i N`: `NAME-k`, its own log files, no fan-out.
+    pub fn instance_of(&self, k: u32) -> Config {
+        let mut c = self.clone();
+        c.name = format!("{}-{k}", self.name);
+        c.instance = Some(k);
+        c.instances = None;
+        for p in [&mut c.logs.merged, &mut c.logs.out, &mut c.logs.err]
+            .into_iter()
+            .flatten()
+        {
+            *p = member_path(p, k);
+        }
+        c
+    }
+
     /// `in_npm` is whether `npm_lifecycle_event` is set, which decides the
     /// `--parent-death` default.
     pub fn from_settings(settings: Settings, in_npm: bool) -> Result<Config, UsageError> {
@@ -428,6 +457,18 @@ mod tests {
             Invocation::Run(s) => Config::from_settings(s, false).map_err(|e| e.0),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn member_log_paths() {
+        let m = |p: &str, k| member_path(std::path::Path::new(p), k);
+        assert_eq!(m("logs/api.log", 1), PathBuf::from("logs/api-1.log"));
+        assert_eq!(
+            m("/var/log/app.out.log", 12),
+            PathBuf::from("/var/log/app.out-12.log")
+        );
+        assert_eq!(m("logs/api", 2), PathBuf::from("logs/api-2"));
+        assert_eq!(m(".hidden", 2), PathBuf::from(".hidden-2"));
     }
 
     /// An option in `cli::OPTIONS` that config never reads would be

@@ -12,6 +12,7 @@ pub mod diag;
 pub mod logs;
 pub mod machine;
 pub mod memory;
+pub mod names;
 pub mod probe;
 pub mod protocol;
 pub mod reap;

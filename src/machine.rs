@@ -18,7 +18,7 @@
 use std::time::{Duration, Instant};
 
 use crate::backoff::{Counters, Decision, Policy, RestartPolicy, RunEnd, decide};
-use crate::protocol::{Control, DetachReport, RunState};
+use crate::protocol::{Control, DetachReport, ReloadOutcome, RunState};
 use crate::reap::ExitKind;
 use crate::units::{format_duration, format_size, signal_name};
 
@@ -48,6 +48,8 @@ pub struct Rules {
     pub max_memory: Option<u64>,
     /// keepup hands the terminal's foreground to each run (SPEC 4).
     pub tty: bool,
+    /// `--ready-timeout`: also the longest a reload waits for its new run.
+    pub ready_timeout: Duration,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -144,6 +146,30 @@ pub enum Event {
         bytes: u64,
         processes: usize,
     },
+    /// Reload: the loop started the next run (after `Action::StartNext`).
+    NextStarted {
+        pid: i32,
+        gated: bool,
+    },
+    NextStartFailed {
+        why: String,
+    },
+    NextReady {
+        after: Duration,
+    },
+    NextNotReady {
+        after: Duration,
+    },
+    NextExited {
+        exit: ExitKind,
+    },
+    /// The retiring run's main process ended.
+    RetiringExited,
+    /// What is left of the retiring run, after every turn while there is one.
+    RetiringObserved {
+        group_alive: bool,
+        drained: bool,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -169,6 +195,43 @@ pub enum Action {
     Fatal(String),
     /// Tell a waiting `--detach` parent how the first start went.
     Report(DetachReport),
+    /// Reload: start the next run beside the current one; the loop answers
+    /// `NextStarted` or `NextStartFailed`.
+    StartNext,
+    /// The next run becomes the current one, and the current one retiring.
+    Promote,
+    /// The next run failed: it becomes the retiring one.
+    AbortNext,
+    /// A signal to the retiring run's group.
+    SignalRetiring(i32),
+    /// The retiring run is gone: close its pipes and forget it.
+    EndRetiring,
+    /// Publish how a `keepup reload` ended.
+    ReloadDone(ReloadOutcome),
+}
+
+/// A reload in progress (SPEC 9): the next run, not yet promoted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Reload {
+    /// 0 while the loop is starting it.
+    pub pid: i32,
+    started: Instant,
+    /// Not ready by then: the reload fails.
+    ready_by: Instant,
+}
+
+/// A run being stopped beside the current one: the old run after a reload,
+/// or a new run whose reload failed. It gets the stop sequence on its own
+/// group; the reload's outcome is published once it is gone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Retiring {
+    pub pid: i32,
+    exited: bool,
+    /// SIGKILL at this time; `None` once sent.
+    kill_at: Option<Instant>,
+    /// After SIGKILL (or once only its pipes are open): going on without it.
+    abandon_at: Option<Instant>,
+    outcome: ReloadOutcome,
 }
 
 /// The run the machine knows about: the current one, or the one ending.
@@ -197,6 +260,8 @@ pub struct Machine {
     pub last_exit: Option<ExitKind>,
     /// No run has started yet: a failed start is fatal.
     first: bool,
+    pub reload: Option<Reload>,
+    pub retiring: Option<Retiring>,
 }
 
 impl Machine {
@@ -209,11 +274,27 @@ impl Machine {
             run: None,
             last_exit: None,
             first: true,
+            reload: None,
+            retiring: None,
         }
     }
 
-    /// The one deadline: when `Event::Deadline` is due.
+    /// The one deadline: when `Event::Deadline` is due (the earliest of
+    /// the state's own, a reload's and a retiring run's).
     pub fn deadline(&self) -> Option<Instant> {
+        let side = [
+            self.reload.map(|r| r.ready_by),
+            self.retiring.as_ref().and_then(|r| r.kill_at),
+            self.retiring.as_ref().and_then(|r| r.abandon_at),
+        ];
+        [self.state_deadline()]
+            .into_iter()
+            .chain(side)
+            .flatten()
+            .min()
+    }
+
+    fn state_deadline(&self) -> Option<Instant> {
         match self.state {
             State::Pending { at } => Some(at),
             State::Stopping { kill_at } => Some(kill_at),
@@ -275,12 +356,19 @@ impl Machine {
         matches!(self.state, State::Up { .. })
     }
 
-    /// keepup's exit status, once supervision is over.
+    /// keepup's exit status, once supervision is over (and no run is left
+    /// retiring beside it).
     pub fn done(&self) -> Option<i32> {
         match self.state {
-            State::Done { status, .. } => Some(status),
+            State::Done { status, .. } if self.retiring.is_none() => Some(status),
             _ => None,
         }
+    }
+
+    /// A reload or a retiring run: the tree holds two runs, so the memory
+    /// limit is suspended.
+    pub fn two_runs(&self) -> bool {
+        self.reload.is_some() || self.retiring.is_some()
     }
 
     pub fn step(&mut self, event: Event, now: Instant, rules: &Rules) -> Actions {
@@ -334,8 +422,8 @@ impl Machine {
                 }
             }
             Event::Memory { bytes, processes } => {
-                if let (State::Up { .. }, Some(limit), Some(run)) =
-                    (self.state, rules.max_memory, self.run)
+                if let (State::Up { .. }, Some(limit), Some(run), false) =
+                    (self.state, rules.max_memory, self.run, self.two_runs())
                     && bytes > limit
                 {
                     let others = processes.saturating_sub(1);
@@ -349,8 +437,202 @@ impl Machine {
                     self.begin_stop(RunEnd::FaultRestart, None, now, rules, &mut out);
                 }
             }
+            Event::NextStarted { pid, gated } => {
+                if let Some(r) = self.reload.as_mut()
+                    && r.pid == 0
+                {
+                    r.pid = pid;
+                    r.started = now;
+                    let old = self.run.map_or(0, |r| r.pid);
+                    out.push(Action::Log(format!(
+                        "reload: started pid {pid} beside pid {old}"
+                    )));
+                    if !gated {
+                        self.promote(now, rules, &mut out);
+                    }
+                }
+            }
+            Event::NextStartFailed { why } => self.fail_reload(why, false, now, rules, &mut out),
+            Event::NextReady { after } => {
+                if let Some(r) = self.reload.filter(|r| r.pid > 0) {
+                    out.push(Action::Log(format!(
+                        "reload: pid {} ready after {}",
+                        r.pid,
+                        format_duration(after)
+                    )));
+                    self.promote(now, rules, &mut out);
+                }
+            }
+            Event::NextNotReady { after } => {
+                let why = format!("not ready after {}", format_duration(after));
+                self.fail_reload(why, false, now, rules, &mut out);
+            }
+            Event::NextExited { exit } => {
+                if let Some(r) = self.reload {
+                    let why = format!("pid {} {} before it was ready", r.pid, exit.as_verb());
+                    self.fail_reload(why, true, now, rules, &mut out);
+                }
+            }
+            Event::RetiringExited => {
+                if let Some(r) = self.retiring.as_mut() {
+                    r.exited = true;
+                }
+            }
+            Event::RetiringObserved {
+                group_alive,
+                drained,
+            } => self.observe_retiring(group_alive, drained, now, &mut out),
         }
         out
+    }
+
+    /// Control::Reload: a new run beside the current one (SPEC 9).
+    fn begin_reload(
+        &mut self,
+        timeout_ms: Option<u64>,
+        now: Instant,
+        rules: &Rules,
+        out: &mut Actions,
+    ) {
+        match self.state {
+            State::Up { ready: true }
+                if !self.shutdown && self.reload.is_none() && self.retiring.is_none() =>
+            {
+                let wait = timeout_ms
+                    .map(Duration::from_millis)
+                    .map_or(rules.ready_timeout, |t| t.min(rules.ready_timeout));
+                self.reload = Some(Reload {
+                    pid: 0,
+                    started: now,
+                    ready_by: later(now, wait),
+                });
+                out.push(Action::StartNext);
+            }
+            // In backoff or starting there is no ready run to keep: a
+            // reload is a restart (SPEC 9).
+            State::Pending { .. } | State::Up { ready: false } if !self.shutdown => {
+                out.push(Action::ReloadDone(ReloadOutcome::Restarted));
+                self.on_control(Control::Restart, now, rules, out);
+            }
+            _ => {
+                let why = if self.two_runs() {
+                    "a reload is already in progress"
+                } else {
+                    "the instance is stopping"
+                };
+                out.push(Action::ReloadDone(ReloadOutcome::Failed {
+                    why: why.into(),
+                }));
+            }
+        }
+    }
+
+    /// The next run is ready: it becomes the current one, and the old one
+    /// gets the stop sequence beside it.
+    fn promote(&mut self, now: Instant, rules: &Rules, out: &mut Actions) {
+        let (Some(next), Some(old)) = (self.reload.take(), self.run) else {
+            return;
+        };
+        out.push(Action::Promote);
+        out.push(Action::SignalRetiring(old.stop_signal));
+        self.retiring = Some(Retiring {
+            pid: old.pid,
+            exited: false,
+            kill_at: Some(later(now, rules.kill_timeout)),
+            abandon_at: None,
+            outcome: ReloadOutcome::Reloaded {
+                old: old.pid,
+                new: next.pid,
+            },
+        });
+        self.run = Some(RunFacts {
+            pid: next.pid,
+            started: next.started,
+            exit: None,
+            end: RunEnd::Exited,
+            stop_signal: rules.stop_signal,
+        });
+        self.counters.restarts += 1;
+        self.state = State::Up { ready: true };
+    }
+
+    /// The next run failed: stop it (if it started), keep the current one.
+    fn fail_reload(
+        &mut self,
+        why: String,
+        exited: bool,
+        now: Instant,
+        rules: &Rules,
+        out: &mut Actions,
+    ) {
+        let Some(next) = self.reload.take() else {
+            return;
+        };
+        let keeping = self.run.map_or(0, |r| r.pid);
+        let why = format!("{why}; keeping pid {keeping}");
+        out.push(Action::Log(format!("reload failed: {why}")));
+        let outcome = ReloadOutcome::Failed { why };
+        if next.pid == 0 {
+            out.push(Action::ReloadDone(outcome));
+            return;
+        }
+        out.push(Action::AbortNext);
+        out.push(Action::SignalRetiring(rules.stop_signal));
+        self.retiring = Some(Retiring {
+            pid: next.pid,
+            exited,
+            kill_at: Some(later(now, rules.kill_timeout)),
+            abandon_at: None,
+            outcome,
+        });
+    }
+
+    /// The retiring run's stop sequence: its group, then its pipes.
+    fn observe_retiring(
+        &mut self,
+        group_alive: bool,
+        drained: bool,
+        now: Instant,
+        out: &mut Actions,
+    ) {
+        let Some(r) = self.retiring.as_mut() else {
+            return;
+        };
+        if !r.exited || group_alive {
+            if r.kill_at.is_some_and(|t| now >= t) {
+                out.push(Action::SignalRetiring(libc::SIGKILL));
+                r.kill_at = None;
+                r.abandon_at = Some(later(now, ABANDON_AFTER));
+                return;
+            }
+            if r.abandon_at.is_none_or(|t| now < t) {
+                return;
+            }
+            out.push(Action::Log(format!(
+                "processes of pid {} did not exit after SIGKILL; going on without them",
+                r.pid
+            )));
+        } else if !drained {
+            match r.abandon_at {
+                Some(t) if now >= t => out.push(Action::Log(
+                    "output pipes still held open by a process outside keepup's tree; closing them"
+                        .into(),
+                )),
+                Some(_) => return,
+                None => {
+                    r.kill_at = None;
+                    r.abandon_at = Some(later(now, ABANDON_AFTER));
+                    return;
+                }
+            }
+        }
+        let outcome = r.outcome.clone();
+        self.retiring = None;
+        out.push(Action::EndRetiring);
+        if let ReloadOutcome::Reloaded { old, new } = outcome {
+            out.push(Action::Log(format!("reloaded (pid {old} -> {new})")));
+        }
+        out.push(Action::ReloadDone(outcome));
     }
 
     fn report_started(&self, out: &mut Actions) {
@@ -360,6 +642,13 @@ impl Machine {
     }
 
     fn on_deadline(&mut self, now: Instant, rules: &Rules, out: &mut Actions) {
+        if let Some(r) = self.reload
+            && now >= r.ready_by
+        {
+            let waited = now.saturating_duration_since(r.started);
+            let why = format!("not ready after {}", format_duration(waited));
+            self.fail_reload(why, false, now, rules, out);
+        }
         match self.state {
             State::Pending { at } if now >= at => {
                 self.state = State::Spawning;
@@ -453,6 +742,11 @@ impl Machine {
     ) {
         if !self.child_alive() {
             return;
+        }
+        if self.reload.is_some() {
+            let pid = self.run.map_or(0, |r| r.pid);
+            let why = format!("pid {pid} {} during the reload", exit.as_verb());
+            self.fail_reload(why, false, now, rules, out);
         }
         let Some(run) = self.run.as_mut() else { return };
         if self.state == (State::Up { ready: false }) {
@@ -658,6 +952,7 @@ impl Machine {
                     out.push(Action::SignalRun(sig));
                 }
             }
+            Control::Reload { timeout_ms } => self.begin_reload(timeout_ms, now, rules, out),
         }
     }
 
@@ -668,6 +963,9 @@ impl Machine {
         }
         self.shutdown = true;
         out.push(Action::Log(why));
+        if self.reload.is_some() {
+            self.fail_reload("keepup is stopping".into(), false, now, rules, out);
+        }
         match self.state {
             State::Up { .. } => self.begin_stop(RunEnd::Shutdown, Some(sig), now, rules, out),
             State::Pending { .. } => {
@@ -709,6 +1007,13 @@ impl Machine {
 
     /// SIGKILL to the run and everything it left, at once.
     fn kill_now(&mut self, now: Instant, out: &mut Actions) {
+        if let Some(r) = self.retiring.as_mut()
+            && r.kill_at.is_some()
+        {
+            out.push(Action::SignalRetiring(libc::SIGKILL));
+            r.kill_at = None;
+            r.abandon_at = Some(later(now, ABANDON_AFTER));
+        }
         match self.state {
             State::Stopping { .. } | State::Killing => {
                 out.push(Action::SignalRun(libc::SIGKILL));
@@ -836,6 +1141,7 @@ mod tests {
             kill_timeout: Duration::from_secs(5),
             max_memory: Some(1000),
             tty: false,
+            ready_timeout: Duration::from_secs(60),
         }
     }
 
@@ -1602,5 +1908,277 @@ mod tests {
             vec!["exited with code 4 after 1s; not restarting (--restart never)"]
         );
         assert_eq!(m.done(), Some(4));
+    }
+
+    fn reload(m: &mut Machine, r: &Rules, t: Instant) -> Actions {
+        m.step(Event::Control(Control::Reload { timeout_ms: None }), t, r)
+    }
+
+    #[test]
+    fn reload_without_readiness_promotes_at_once() {
+        let (r, t0) = (rules(), Instant::now());
+        let mut m = up(&r, t0);
+        assert_eq!(reload(&mut m, &r, t0), vec![StartNext]);
+        assert_eq!(m.published(), RunState::Running);
+        let a = m.step(
+            Event::NextStarted {
+                pid: 50,
+                gated: false,
+            },
+            t0,
+            &r,
+        );
+        assert_eq!(
+            a,
+            vec![
+                Log("reload: started pid 50 beside pid 42".into()),
+                Promote,
+                SignalRetiring(libc::SIGTERM)
+            ]
+        );
+        assert_eq!(m.child_pid(), Some(50));
+        assert_eq!(m.counters.restarts, 1);
+        assert!(m.two_runs(), "the memory limit waits for the old run to go");
+        // The old run goes; the verb hears once its group and pipes are gone.
+        assert_eq!(m.step(Event::RetiringExited, t0, &r), vec![]);
+        let a = m.step(
+            Event::RetiringObserved {
+                group_alive: false,
+                drained: true,
+            },
+            t0,
+            &r,
+        );
+        assert_eq!(
+            a,
+            vec![
+                EndRetiring,
+                Log("reloaded (pid 42 -> 50)".into()),
+                ReloadDone(ReloadOutcome::Reloaded { old: 42, new: 50 })
+            ]
+        );
+        assert!(!m.two_runs());
+    }
+
+    #[test]
+    fn reload_waits_for_the_new_run_to_be_ready() {
+        let (r, t0) = (rules(), Instant::now());
+        let mut m = up(&r, t0);
+        reload(&mut m, &r, t0);
+        let a = m.step(
+            Event::NextStarted {
+                pid: 50,
+                gated: true,
+            },
+            t0,
+            &r,
+        );
+        assert!(!a.contains(&Promote));
+        assert_eq!(m.child_pid(), Some(42), "the old run serves until then");
+        assert_eq!(m.deadline(), Some(t0 + r.ready_timeout));
+        let a = m.step(Event::NextReady { after: 300 * MS }, t0, &r);
+        assert_eq!(a[0], Log("reload: pid 50 ready after 300ms".into()));
+        assert!(a.contains(&Promote));
+    }
+
+    #[test]
+    fn failed_reloads_keep_the_old_run() {
+        let (r, t0) = (rules(), Instant::now());
+        // The new run exits before it is ready.
+        let mut m = up(&r, t0);
+        reload(&mut m, &r, t0);
+        m.step(
+            Event::NextStarted {
+                pid: 50,
+                gated: true,
+            },
+            t0,
+            &r,
+        );
+        let a = m.step(
+            Event::NextExited {
+                exit: ExitKind::Code(3),
+            },
+            t0,
+            &r,
+        );
+        let why = "pid 50 exited with code 3 before it was ready; keeping pid 42";
+        assert_eq!(
+            a,
+            vec![
+                Log(format!("reload failed: {why}")),
+                AbortNext,
+                SignalRetiring(libc::SIGTERM)
+            ]
+        );
+        assert_eq!(m.child_pid(), Some(42));
+        let a = m.step(
+            Event::RetiringObserved {
+                group_alive: false,
+                drained: true,
+            },
+            t0,
+            &r,
+        );
+        assert_eq!(
+            a,
+            vec![
+                EndRetiring,
+                ReloadDone(ReloadOutcome::Failed { why: why.into() })
+            ]
+        );
+        assert_eq!(
+            m.counters,
+            Counters::default(),
+            "a failed reload counts nothing"
+        );
+
+        // Not ready by the verb's timeout: stopped, then SIGKILL at the kill
+        // timeout if it will not go.
+        let mut m = up(&r, t0);
+        m.step(
+            Event::Control(Control::Reload {
+                timeout_ms: Some(1000),
+            }),
+            t0,
+            &r,
+        );
+        m.step(
+            Event::NextStarted {
+                pid: 50,
+                gated: true,
+            },
+            t0,
+            &r,
+        );
+        assert_eq!(m.deadline(), Some(t0 + Duration::from_secs(1)));
+        let t1 = t0 + Duration::from_secs(1);
+        let a = m.step(Event::Deadline, t1, &r);
+        assert_eq!(
+            a[0],
+            Log("reload failed: not ready after 1s; keeping pid 42".into())
+        );
+        let a = m.step(
+            Event::RetiringObserved {
+                group_alive: true,
+                drained: false,
+            },
+            t1 + r.kill_timeout,
+            &r,
+        );
+        assert_eq!(a, vec![SignalRetiring(libc::SIGKILL)]);
+
+        // The new run cannot even be started.
+        let mut m = up(&r, t0);
+        reload(&mut m, &r, t0);
+        let a = m.step(
+            Event::NextStartFailed {
+                why: "cannot run 'x': No such file or directory".into(),
+            },
+            t0,
+            &r,
+        );
+        assert_eq!(a.len(), 2);
+        assert!(matches!(&a[1], ReloadDone(ReloadOutcome::Failed { .. })));
+        assert!(!m.two_runs());
+    }
+
+    #[test]
+    fn the_old_run_dying_during_a_reload_fails_it() {
+        let (r, t0) = (rules(), Instant::now());
+        let mut m = up(&r, t0);
+        reload(&mut m, &r, t0);
+        m.step(
+            Event::NextStarted {
+                pid: 50,
+                gated: true,
+            },
+            t0,
+            &r,
+        );
+        let a = m.step(
+            Event::ChildExited {
+                exit: ExitKind::Code(1),
+                seen: CLEAN,
+            },
+            t0,
+            &r,
+        );
+        assert_eq!(
+            a[0],
+            Log(
+                "reload failed: pid 42 exited with code 1 during the reload; keeping pid 42".into()
+            )
+        );
+        assert!(a.contains(&AbortNext));
+        assert!(
+            matches!(m.state, State::Pending { .. }),
+            "a crash as any other"
+        );
+    }
+
+    #[test]
+    fn stopping_during_a_reload_stops_both_runs() {
+        let (r, t0) = (rules(), Instant::now());
+        let mut m = up(&r, t0);
+        reload(&mut m, &r, t0);
+        m.step(
+            Event::NextStarted {
+                pid: 50,
+                gated: true,
+            },
+            t0,
+            &r,
+        );
+        let a = m.step(Event::Signal(libc::SIGTERM), t0, &r);
+        assert!(a.contains(&AbortNext) && a.contains(&SignalRetiring(libc::SIGTERM)));
+        assert!(a.contains(&SignalRun(libc::SIGTERM)));
+        m.step(
+            Event::ChildExited {
+                exit: ExitKind::Signal(libc::SIGTERM),
+                seen: CLEAN,
+            },
+            t0,
+            &r,
+        );
+        assert_eq!(m.done(), None, "keepup waits for the other run too");
+        m.step(Event::RetiringExited, t0, &r);
+        m.step(
+            Event::RetiringObserved {
+                group_alive: false,
+                drained: true,
+            },
+            t0,
+            &r,
+        );
+        assert_eq!(m.done(), Some(143));
+    }
+
+    #[test]
+    fn reload_when_not_running() {
+        let (r, t0) = (rules(), Instant::now());
+        // In backoff: a restart.
+        let mut m = up(&r, t0);
+        m.step(
+            Event::ChildExited {
+                exit: ExitKind::Code(1),
+                seen: CLEAN,
+            },
+            t0,
+            &r,
+        );
+        let a = reload(&mut m, &r, t0);
+        assert_eq!(a[0], ReloadDone(ReloadOutcome::Restarted));
+        assert!(a.contains(&Start));
+        // During another reload: refused.
+        let mut m = up(&r, t0);
+        reload(&mut m, &r, t0);
+        let a = reload(&mut m, &r, t0);
+        assert_eq!(
+            a,
+            vec![ReloadDone(ReloadOutcome::Failed {
+                why: "a reload is already in progress".into()
+            })]
+        );
     }
 }

@@ -27,7 +27,7 @@ fn real_main() -> i32 {
         }
         Ok(Invocation::Version) => {
             println!("keepup {}", env!("CARGO_PKG_VERSION"));
-            return 0;
+            return exit::OK;
         }
         Ok(Invocation::Verb(verb)) => return verbs::run(verb),
         Err(e) => {
@@ -43,11 +43,44 @@ fn real_main() -> i32 {
             return exit::USAGE;
         }
     };
+    match cfg.instances {
+        None => match start(cfg, inherited, parent) {
+            Started::Invoker(code) | Started::Supervised(code) => code,
+        },
+        Some(n) => start_instances(cfg, n, inherited, parent),
+    }
+}
+
+/// How `start` came back: in the process that was invoked (after a detach
+/// or a failure), or in the keepup that supervised, at its end.
+enum Started {
+    Invoker(i32),
+    Supervised(i32),
+}
+
+/// `-d -i N`: NAME-1 .. NAME-N, one detached keepup each, started one after
+/// the other; each binds its own sockets (SO_REUSEPORT) after the previous
+/// one has detached, so no keepup holds another's socket.
+fn start_instances(cfg: config::Config, n: u32, inherited: signals::Inherited, parent: i32) -> i32 {
+    for k in 1..=n {
+        match start(cfg.instance_of(k), inherited, parent) {
+            Started::Invoker(exit::OK) => {}
+            Started::Invoker(code) => return code,
+            // The detached keepup of instance k: its supervision is over.
+            Started::Supervised(code) => return code,
+        }
+    }
+    exit::OK
+}
+
+/// Everything from a valid configuration to the end of supervision.
+fn start(cfg: config::Config, inherited: signals::Inherited, parent: i32) -> Started {
+    let failed = Started::Invoker;
     let http_target = match keepup::checks::resolve(&cfg.probes) {
         Ok(t) => t,
         Err(e) => {
             complain(&format!("{e} for --health-http"));
-            return exit::USAGE;
+            return failed(exit::USAGE);
         }
     };
     // Bound before anything else happens, so a port that is taken fails
@@ -56,14 +89,14 @@ fn real_main() -> i32 {
         Ok(l) => l,
         Err(e) => {
             complain(&e);
-            return exit::FAILURE;
+            return failed(exit::FAILURE);
         }
     };
     let logs = match logs::Logs::open(&cfg.logs, &cfg.name) {
         Ok(l) => l,
         Err(e) => {
             complain(&e);
-            return exit::USAGE;
+            return failed(exit::USAGE);
         }
     };
 
@@ -73,11 +106,11 @@ fn real_main() -> i32 {
         Err(state::ClaimError::Taken(pid)) => {
             let pid = pid.map(|p| format!(" (pid {p})")).unwrap_or_default();
             complain(&format!("'{}' is already running{pid}", cfg.name));
-            return exit::FAILURE;
+            return failed(exit::FAILURE);
         }
         Err(state::ClaimError::Folder(state::FolderError::Unsafe(why))) => {
             complain(&why);
-            return exit::FAILURE;
+            return failed(exit::FAILURE);
         }
         Err(state::ClaimError::Folder(state::FolderError::Unavailable(why))) => {
             logs.event(&format!(
@@ -89,7 +122,7 @@ fn real_main() -> i32 {
 
     let notify = if cfg.detach {
         match detach::detach(&cfg.name) {
-            Detached::Parent(code) => return code,
+            Detached::Parent(code) => return Started::Invoker(code),
             Detached::Daemon(fd) => Some(fd),
         }
     } else {
@@ -100,7 +133,7 @@ fn real_main() -> i32 {
         Ok(s) => s,
         Err(e) => {
             complain(&format!("cannot install signal handlers: {e}"));
-            return exit::FAILURE;
+            return Started::Supervised(exit::FAILURE);
         }
     };
     if let Err(e) = reap::become_subreaper() {
@@ -112,15 +145,17 @@ fn real_main() -> i32 {
         detach::on_parent_death(sig, parent);
     }
 
-    supervisor::Supervisor::new(supervisor::Parts {
-        cfg,
-        logs,
-        signals,
-        inherited,
-        instance,
-        detach_notify: notify,
-        http_target,
-        listeners,
-    })
-    .run()
+    Started::Supervised(
+        supervisor::Supervisor::new(supervisor::Parts {
+            cfg,
+            logs,
+            signals,
+            inherited,
+            instance,
+            detach_notify: notify,
+            http_target,
+            listeners,
+        })
+        .run(),
+    )
 }

@@ -72,6 +72,11 @@ pub enum Control {
     Stop,
     Restart,
     Signal(i32),
+    /// Start a new run beside the current one, then stop the current one
+    /// once the new one is ready; give up after the timeout (ms), if any.
+    Reload {
+        timeout_ms: Option<u64>,
+    },
 }
 
 impl Control {
@@ -80,6 +85,10 @@ impl Control {
             Control::Stop => "stop".into(),
             Control::Restart => "restart".into(),
             Control::Signal(sig) => format!("signal {sig}"),
+            Control::Reload { timeout_ms: None } => "reload".into(),
+            Control::Reload {
+                timeout_ms: Some(ms),
+            } => format!("reload {ms}"),
         }
     }
 
@@ -89,6 +98,10 @@ impl Control {
         let control = match (words.next()?, words.next()) {
             ("stop", None) => Control::Stop,
             ("restart", None) => Control::Restart,
+            ("reload", None) => Control::Reload { timeout_ms: None },
+            ("reload", Some(ms)) => Control::Reload {
+                timeout_ms: Some(ms.parse().ok()?),
+            },
             ("signal", Some(n)) => match n.parse::<i32>() {
                 Ok(sig) if (1..=64).contains(&sig) => Control::Signal(sig),
                 _ => return None,
@@ -96,6 +109,42 @@ impl Control {
             _ => return None,
         };
         words.next().is_none().then_some(control)
+    }
+}
+
+/// How the last `keepup reload` ended, published in the state file with a
+/// sequence number so that the verb knows its own request was answered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReloadOutcome {
+    /// The new run is ready and the old one is gone.
+    Reloaded { old: i32, new: i32 },
+    /// The new run failed; the old one serves on.
+    Failed { why: String },
+    /// There was no ready run to reload beside: restarted instead.
+    Restarted,
+}
+
+impl ReloadOutcome {
+    pub fn encode(&self) -> String {
+        match self {
+            ReloadOutcome::Reloaded { old, new } => format!("reloaded {old} {new}"),
+            ReloadOutcome::Failed { why } => format!("failed {why}"),
+            ReloadOutcome::Restarted => "restarted".into(),
+        }
+    }
+
+    pub fn decode(text: &str) -> Option<ReloadOutcome> {
+        if text == "restarted" {
+            return Some(ReloadOutcome::Restarted);
+        }
+        if let Some(why) = text.strip_prefix("failed ") {
+            return Some(ReloadOutcome::Failed { why: why.into() });
+        }
+        let mut pids = text.strip_prefix("reloaded ")?.split(' ');
+        Some(ReloadOutcome::Reloaded {
+            old: pids.next()?.parse().ok()?,
+            new: pids.next()?.parse().ok()?,
+        })
     }
 }
 
@@ -148,7 +197,15 @@ mod tests {
 
     #[test]
     fn controls_round_trip_and_junk_is_refused() {
-        for c in [Control::Stop, Control::Restart, Control::Signal(15)] {
+        for c in [
+            Control::Stop,
+            Control::Restart,
+            Control::Signal(15),
+            Control::Reload { timeout_ms: None },
+            Control::Reload {
+                timeout_ms: Some(2500),
+            },
+        ] {
             assert_eq!(Control::decode(&c.encode()), Some(c));
         }
         for junk in [
@@ -161,6 +218,19 @@ mod tests {
             "reboot",
         ] {
             assert_eq!(Control::decode(junk), None, "{junk:?}");
+        }
+    }
+
+    #[test]
+    fn reload_outcomes_round_trip() {
+        for o in [
+            ReloadOutcome::Reloaded { old: 4, new: 5 },
+            ReloadOutcome::Failed {
+                why: "not ready after 1s; keeping pid 4".into(),
+            },
+            ReloadOutcome::Restarted,
+        ] {
+            assert_eq!(ReloadOutcome::decode(&o.encode()), Some(o));
         }
     }
 

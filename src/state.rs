@@ -204,7 +204,7 @@ impl Folder {
                     .collect()
             })
             .unwrap_or_default();
-        names.sort();
+        names.sort_by(|a, b| crate::names::natural(a, b));
         names
     }
 
@@ -269,6 +269,10 @@ pub struct Snapshot {
     pub probe: String,
     /// The instance's `--kill-timeout`, so `stop` knows how long to wait.
     pub kill_timeout_ms: u64,
+    /// How many `keepup reload`s were answered, and how the last one ended
+    /// (`protocol::ReloadOutcome`).
+    pub reload_seq: u64,
+    pub reload: String,
 }
 
 /// `%`-escapes bytes that would break a `key=value` line.
@@ -335,6 +339,8 @@ impl Snapshot {
         kv("ready", (self.ready as u8).to_string());
         kv("probe", escape(self.probe.as_bytes()));
         kv("kill_timeout_ms", self.kill_timeout_ms.to_string());
+        kv("reload_seq", self.reload_seq.to_string());
+        kv("reload", escape(self.reload.as_bytes()));
         for (i, a) in self.command.iter().enumerate() {
             kv(&format!("arg{i}"), escape(a.as_bytes()));
         }
@@ -369,6 +375,8 @@ impl Snapshot {
                 "ready" => snap.ready = v == "1",
                 "probe" => snap.probe = string(),
                 "kill_timeout_ms" => snap.kill_timeout_ms = v.parse().unwrap_or(0),
+                "reload_seq" => snap.reload_seq = v.parse().unwrap_or(0),
+                "reload" => snap.reload = string(),
                 _ => {
                     if let Some(i) = k.strip_prefix("arg").and_then(|i| i.parse().ok()) {
                         args.push((i, OsString::from_vec(raw.clone())));
@@ -543,9 +551,11 @@ mod tests {
             ready: true,
             probe: "exit 0".into(),
             kill_timeout_ms: 5000,
+            reload_seq: 2,
+            reload: "reloaded 4 5".into(),
         };
         let text = snap.encode();
-        assert_eq!(text.lines().count(), 16 + 3);
+        assert_eq!(text.lines().count(), 18 + 3);
         assert_eq!(Snapshot::decode(text.as_bytes()), snap);
     }
 

@@ -39,6 +39,7 @@ struct View {
     restarts: u64,
     last_exit: String,
     probe: String,
+    reload_seq: u64,
 }
 
 /// The state folder entry and the merging of its writes.
@@ -75,6 +76,11 @@ pub struct Supervisor {
     my_pgrp: i32,
     /// The current run: alive, or being cleaned up.
     run: Option<Run>,
+    /// During a reload, the new run beside the current one.
+    next: Option<Run>,
+    /// A run being stopped beside the current one (the old run after a
+    /// reload, or a new run whose reload failed).
+    retiring: Option<Run>,
     /// The last run's last probe result, for `status`.
     last_probe: String,
     /// keepup had no children at all at the last reap.
@@ -89,6 +95,8 @@ pub struct Supervisor {
     publisher: Publisher,
     /// `--detach`: where to tell the waiting parent how the first start went.
     detach_notify: Option<OwnedFd>,
+    /// That report, sent once the state it describes is written.
+    report: Option<crate::protocol::DetachReport>,
     http_target: Option<HttpTarget>,
     /// `--listen` sockets, held for keepup's whole life.
     listeners: Vec<Listener>,
@@ -136,6 +144,7 @@ impl Supervisor {
             kill_timeout: cfg.kill_timeout,
             max_memory: cfg.max_memory,
             tty,
+            ready_timeout: cfg.probes.ready_timeout,
         };
         Supervisor {
             machine: Machine::new(Instant::now()),
@@ -148,6 +157,7 @@ impl Supervisor {
                 due: None,
             },
             detach_notify,
+            report: None,
             http_target,
             env: child_env(&cfg, &listeners),
             listeners,
@@ -158,6 +168,8 @@ impl Supervisor {
             my_pid,
             my_pgrp,
             run: None,
+            next: None,
+            retiring: None,
             last_probe: String::new(),
             no_children: true,
             reaped_other: false,
@@ -198,6 +210,16 @@ impl Supervisor {
             }
         }
         self.publish(now);
+        if let Some(report) = self.report.take() {
+            // The invoker of `-d` returns on this report and may run
+            // `keepup status` at once: the state goes out first, unmerged.
+            if self.publisher.due.is_some() {
+                self.write_state(now);
+            }
+            if let Some(fd) = self.detach_notify.take() {
+                let _ = crate::sys::write_all(fd.as_raw_fd(), report.encode().as_bytes());
+            }
+        }
     }
 
     /// Carries out one action: the only place the machine's word becomes a
@@ -237,15 +259,90 @@ impl Supervisor {
             Action::Log(text) => self.logs.event(&text),
             Action::Fatal(text) => self.logs.fatal(&text),
             Action::Report(report) => {
-                if let Some(fd) = self.detach_notify.take() {
-                    let _ = crate::sys::write_all(fd.as_raw_fd(), report.encode().as_bytes());
+                if self.report.is_none() {
+                    self.report = Some(report);
                 }
+            }
+            Action::StartNext => match self.spawn_run(now) {
+                Ok((run, gated, check)) => {
+                    let pid = run.pid;
+                    self.next = Some(run);
+                    self.events.push_back(Event::NextStarted { pid, gated });
+                    if let Some(ev) = check.and_then(next_event) {
+                        self.events.push_back(ev);
+                    }
+                }
+                Err((_, why)) => self.events.push_back(Event::NextStartFailed { why }),
+            },
+            Action::Promote => {
+                self.retiring = self.run.take();
+                self.run = self.next.take();
+                if let Some(r) = self.retiring.as_mut() {
+                    r.checks.on_end();
+                }
+                self.next_sample = self
+                    .cfg
+                    .max_memory
+                    .map(|_| later(now, self.cfg.memory_interval));
+                self.publisher.snapshot.started_at = crate::logs::clock::wall_now().0;
+            }
+            Action::AbortNext => {
+                self.retiring = self.next.take();
+                if let Some(r) = self.retiring.as_mut() {
+                    r.checks.on_end();
+                }
+            }
+            Action::SignalRetiring(sig) => {
+                if let Some(r) = &self.retiring {
+                    match r.pgid {
+                        Some(pgid) => {
+                            let _ = crate::sys::kill(-pgid, sig);
+                        }
+                        None => r.signal(sig),
+                    }
+                }
+            }
+            Action::EndRetiring => {
+                if let Some(mut r) = self.retiring.take() {
+                    self.logs.close(&mut r.pipes);
+                }
+            }
+            Action::ReloadDone(outcome) => {
+                let s = &mut self.publisher.snapshot;
+                s.reload_seq += 1;
+                s.reload = outcome.encode();
             }
         }
     }
 
     /// Starts a run; how it went is the machine's next event.
     fn start(&mut self, now: Instant) {
+        match self.spawn_run(now) {
+            Ok((run, gated, check)) => {
+                let pid = run.pid;
+                self.run = Some(run);
+                self.next_sample = self
+                    .cfg
+                    .max_memory
+                    .map(|_| later(now, self.cfg.memory_interval));
+                self.publisher.snapshot.started_at = crate::logs::clock::wall_now().0;
+                self.events.push_back(Event::Started { pid, gated });
+                if let Some(ev) = check.and_then(|c| self.check_event(c)) {
+                    self.events.push_back(ev);
+                }
+            }
+            Err((status, why)) => self.events.push_back(Event::StartFailed { status, why }),
+        }
+    }
+
+    /// Spawns one run of the command: the current one, or a reload's next.
+    /// Returns it with whether it waits for readiness and what its checks
+    /// found at once; or the status and the reason it could not start.
+    #[allow(clippy::type_complexity)]
+    fn spawn_run(
+        &mut self,
+        now: Instant,
+    ) -> Result<(Run, bool, Option<checks::Event>), (i32, String)> {
         let mut checks = Checks::new(
             self.cfg.probes.clone(),
             self.http_target.clone(),
@@ -264,7 +361,9 @@ impl Supervisor {
                     own_group: self.cfg.own_group,
                     stdout: self.logs.output_for(Stream::Out),
                     stderr: self.logs.output_for(Stream::Err),
-                    take_terminal: self.rules.tty,
+                    // A reload's run never takes the terminal from the
+                    // current one.
+                    take_terminal: self.rules.tty && self.run.is_none(),
                     inherited: self.inherited,
                     extra_fds: &extra,
                     env: Some(&self.env),
@@ -278,27 +377,19 @@ impl Supervisor {
             Ok(child) => {
                 let gated = checks.gated();
                 let check = checks.on_start(now);
-                self.run = Some(Run {
-                    pid: child.pid,
-                    pgid: self.cfg.own_group.then_some(child.pid),
-                    started: now,
-                    exited: false,
-                    pipes: Pipes::new(child.stdout, child.stderr),
-                    checks,
-                });
                 self.no_children = false;
-                self.next_sample = self
-                    .cfg
-                    .max_memory
-                    .map(|_| later(now, self.cfg.memory_interval));
-                self.publisher.snapshot.started_at = crate::logs::clock::wall_now().0;
-                self.events.push_back(Event::Started {
-                    pid: child.pid,
+                Ok((
+                    Run {
+                        pid: child.pid,
+                        pgid: self.cfg.own_group.then_some(child.pid),
+                        started: now,
+                        exited: false,
+                        pipes: Pipes::new(child.stdout, child.stderr),
+                        checks,
+                    },
                     gated,
-                });
-                if let Some(ev) = check.and_then(|c| self.check_event(c)) {
-                    self.events.push_back(ev);
-                }
+                    check,
+                ))
             }
             Err(e) => {
                 let program = self.cfg.command[0].to_string_lossy();
@@ -307,10 +398,7 @@ impl Supervisor {
                     SpawnError::Other(_) => format!("cannot start '{program}': {reason}"),
                     _ => format!("cannot run '{program}': {reason}"),
                 };
-                self.events.push_back(Event::StartFailed {
-                    status: e.status(),
-                    why,
-                });
+                Err((e.status(), why))
             }
         }
     }
@@ -345,34 +433,65 @@ impl Supervisor {
         }
     }
 
+    fn run_mut(&mut self, which: Which) -> Option<&mut Run> {
+        match which {
+            Which::Current => self.run.as_mut(),
+            Which::Next => self.next.as_mut(),
+            Which::Retiring => self.retiring.as_mut(),
+        }
+    }
+
+    /// A check of the next run (a reload's), as a machine event: only its
+    /// readiness matters before it is promoted.
+    fn on_next_check(&mut self, found: Option<checks::Event>, now: Instant) {
+        if let Some(ev) = found.and_then(next_event) {
+            self.handle(ev, now);
+        }
+    }
+
     /// One round: sleep in poll until an fd is ready or the nearest
     /// deadline, then turn what happened into events.
     fn turn(&mut self) {
-        let pollfd = |fd: Option<i32>, events: i16| libc::pollfd {
-            fd: fd.unwrap_or(-1),
+        let pollfd = |fd: i32, events: i16| libc::pollfd {
+            fd,
             events,
             revents: 0,
         };
-        let [out_fd, err_fd] = self.run.as_ref().map_or([None, None], |r| r.pipes.fds());
-        let [ready_pipe, http] = self
-            .run
-            .as_ref()
-            .map_or([None, None], |r| r.checks.poll_fds());
-        let ctl_fd = self.publisher.instance.as_ref().and_then(|i| i.ctl_fd());
-        const SIGNALS: usize = 0;
-        const OUT: usize = 1;
-        const ERR: usize = 2;
-        const CONTROL: usize = 3;
-        const READY_PIPE: usize = 4;
-        const HTTP_PROBE: usize = 5;
-        let mut fds = [
-            pollfd(Some(self.signals.fd()), libc::POLLIN),
-            pollfd(out_fd, libc::POLLIN),
-            pollfd(err_fd, libc::POLLIN),
-            pollfd(ctl_fd, libc::POLLIN),
-            pollfd(ready_pipe.map(|(fd, _)| fd), libc::POLLIN),
-            pollfd(http.map(|(fd, _)| fd), http.map_or(0, |(_, ev)| ev)),
-        ];
+        // What each polled fd is: the signal pipe, the control FIFO, and per
+        // run its two pipes, its ready pipe and its HTTP probe.
+        let mut fds = Vec::with_capacity(16);
+        let mut what = Vec::with_capacity(16);
+        fds.push(pollfd(self.signals.fd(), libc::POLLIN));
+        what.push(Slot::Signals);
+        if let Some(fd) = self.publisher.instance.as_ref().and_then(|i| i.ctl_fd()) {
+            fds.push(pollfd(fd, libc::POLLIN));
+            what.push(Slot::Control);
+        }
+        for which in [Which::Current, Which::Next, Which::Retiring] {
+            let Some(run) = (match which {
+                Which::Current => self.run.as_ref(),
+                Which::Next => self.next.as_ref(),
+                Which::Retiring => self.retiring.as_ref(),
+            }) else {
+                continue;
+            };
+            let [out, err] = run.pipes.fds();
+            for (fd, stream) in [(out, Stream::Out), (err, Stream::Err)] {
+                if let Some(fd) = fd {
+                    fds.push(pollfd(fd, libc::POLLIN));
+                    what.push(Slot::Pipe(which, stream));
+                }
+            }
+            let [ready, http] = run.checks.poll_fds();
+            if let Some((fd, ev)) = ready {
+                fds.push(pollfd(fd, ev));
+                what.push(Slot::ReadyPipe(which));
+            }
+            if let Some((fd, ev)) = http {
+                fds.push(pollfd(fd, ev));
+                what.push(Slot::Http(which));
+            }
+        }
         let timeout = match self.next_deadline() {
             None => -1,
             Some(d) => {
@@ -388,75 +507,102 @@ impl Supervisor {
         }
         let now = Instant::now();
         self.reaped_other = false;
-        if fds[SIGNALS].revents != 0 {
-            let mut sigs = std::mem::take(&mut self.sig_buf);
-            self.signals.drain(&mut sigs);
-            for &sig in &sigs {
-                if sig == libc::SIGCHLD {
-                    self.reap(now);
-                } else {
-                    self.handle(Event::Signal(sig), now);
+        for (pfd, slot) in fds.iter().zip(what) {
+            if pfd.revents == 0 {
+                continue;
+            }
+            match slot {
+                Slot::Signals => {
+                    let mut sigs = std::mem::take(&mut self.sig_buf);
+                    self.signals.drain(&mut sigs);
+                    for &sig in &sigs {
+                        if sig == libc::SIGCHLD {
+                            self.reap(now);
+                        } else {
+                            self.handle(Event::Signal(sig), now);
+                        }
+                    }
+                    sigs.clear();
+                    self.sig_buf = sigs;
+                }
+                Slot::Control => {
+                    let commands = self
+                        .publisher
+                        .instance
+                        .as_mut()
+                        .map(|i| i.commands())
+                        .unwrap_or_default();
+                    for c in commands.iter().filter_map(|c| Control::decode(c)) {
+                        self.handle(Event::Control(c), now);
+                    }
+                }
+                Slot::Pipe(which, stream) => {
+                    let logs = &mut self.logs;
+                    if let Some(run) = match which {
+                        Which::Current => self.run.as_mut(),
+                        Which::Next => self.next.as_mut(),
+                        Which::Retiring => self.retiring.as_mut(),
+                    } {
+                        logs.pump(&mut run.pipes, stream, now);
+                    }
+                }
+                Slot::ReadyPipe(which) => {
+                    let found = self
+                        .run_mut(which)
+                        .and_then(|r| r.checks.on_ready_pipe(now));
+                    self.on_check_of(which, found, now);
+                }
+                Slot::Http(which) => {
+                    let found = self.run_mut(which).and_then(|r| r.checks.on_http(now));
+                    self.on_check_of(which, found, now);
                 }
             }
-            sigs.clear();
-            self.sig_buf = sigs;
-        }
-        if let Some(run) = self.run.as_mut() {
-            if fds[OUT].revents != 0 {
-                self.logs.pump(&mut run.pipes, Stream::Out, now);
-            }
-            if fds[ERR].revents != 0 {
-                self.logs.pump(&mut run.pipes, Stream::Err, now);
-            }
-        }
-        if fds[CONTROL].revents != 0 {
-            let commands = self
-                .publisher
-                .instance
-                .as_mut()
-                .map(|i| i.commands())
-                .unwrap_or_default();
-            for c in commands.iter().filter_map(|c| Control::decode(c)) {
-                self.handle(Event::Control(c), now);
-            }
-        }
-        if fds[READY_PIPE].revents != 0 {
-            let found = self.run.as_mut().and_then(|r| r.checks.on_ready_pipe(now));
-            self.on_check(found, now);
-        }
-        if fds[HTTP_PROBE].revents != 0 {
-            let found = self.run.as_mut().and_then(|r| r.checks.on_http(now));
-            self.on_check(found, now);
         }
         self.on_time(now);
         self.logs.flush();
     }
 
-    fn next_deadline(&self) -> Option<Instant> {
-        let mut run_deadlines = [None, None];
-        if let Some(run) = &self.run {
-            run_deadlines[0] = run.pipes.deadline();
-            if self.machine.child_alive() {
-                run_deadlines[1] = run.checks.deadline();
-            }
+    fn on_check_of(&mut self, which: Which, found: Option<checks::Event>, now: Instant) {
+        match which {
+            Which::Current => self.on_check(found, now),
+            Which::Next => self.on_next_check(found, now),
+            Which::Retiring => {}
         }
-        let sample = self.next_sample.filter(|_| self.sampling());
-        [self.machine.deadline(), sample, self.publisher.due]
-            .into_iter()
-            .chain(run_deadlines)
-            .flatten()
-            .min()
     }
 
-    /// Memory is sampled while the run is up, never while it is stopped.
+    fn next_deadline(&self) -> Option<Instant> {
+        let mut deadlines = vec![self.machine.deadline(), self.publisher.due];
+        deadlines.push(self.next_sample.filter(|_| self.sampling()));
+        for run in [&self.run, &self.next, &self.retiring]
+            .into_iter()
+            .flatten()
+        {
+            deadlines.push(run.pipes.deadline());
+        }
+        if self.machine.child_alive()
+            && let Some(run) = &self.run
+        {
+            deadlines.push(run.checks.deadline());
+        }
+        if let Some(next) = &self.next {
+            deadlines.push(next.checks.deadline());
+        }
+        deadlines.into_iter().flatten().min()
+    }
+
+    /// Memory is sampled while one run is up, never while it is stopped,
+    /// nor while two runs share the tree (a reload).
     fn sampling(&self) -> bool {
-        self.machine.is_up()
+        self.machine.is_up() && !self.machine.two_runs()
     }
 
     /// Deadlines: partial lines, the merged state write, the checks, the
-    /// memory sample, the machine's own, and the clean-up's progress.
+    /// memory sample, the machine's own, and the clean-ups' progress.
     fn on_time(&mut self, now: Instant) {
-        if let Some(run) = self.run.as_mut() {
+        for run in [&mut self.run, &mut self.next, &mut self.retiring]
+            .into_iter()
+            .flatten()
+        {
             self.logs.flush_stale(&mut run.pipes, now);
         }
         if self.publisher.due.is_some_and(|t| now >= t) {
@@ -466,6 +612,8 @@ impl Supervisor {
             let found = self.run.as_mut().and_then(|r| r.checks.on_time(now));
             self.on_check(found, now);
         }
+        let found = self.next.as_mut().and_then(|r| r.checks.on_time(now));
+        self.on_next_check(found, now);
         if self.sampling() && self.next_sample.is_some_and(|t| now >= t) {
             self.next_sample = Some(later(now, self.cfg.memory_interval));
             let sample = self.sampler.sample(self.my_pid);
@@ -485,12 +633,48 @@ impl Supervisor {
             let seen = self.seen();
             self.handle(Event::Observed(seen), now);
         }
+        if let Some(r) = &self.retiring
+            && self.machine.retiring.is_some()
+        {
+            let ev = Event::RetiringObserved {
+                group_alive: r.group_alive(),
+                drained: r.pipes.drained(),
+            };
+            self.handle(ev, now);
+        }
+    }
+
+    /// The pids of the runs beside the current one: never its leftovers.
+    fn other_runs(&self) -> [Option<i32>; 2] {
+        [
+            self.next.as_ref().map(|r| r.pid),
+            self.retiring.as_ref().map(|r| r.pid),
+        ]
+    }
+
+    /// keepup's children that belong to no other run (orphans re-parented
+    /// to keepup, left by the current run).
+    fn strays(&mut self) -> Vec<i32> {
+        if self.no_children {
+            return Vec::new();
+        }
+        let others = self.other_runs();
+        self.sampler
+            .children_of(self.my_pid)
+            .into_iter()
+            .filter(|p| !others.contains(&Some(*p)))
+            .collect()
     }
 
     /// What is left of the current run.
-    fn seen(&self) -> Seen {
+    fn seen(&mut self) -> Seen {
+        let children = if self.next.is_none() && self.retiring.is_none() {
+            !self.no_children
+        } else {
+            !self.strays().is_empty()
+        };
         Seen {
-            children: !self.no_children,
+            children,
             group_alive: self.run.as_ref().is_some_and(Run::group_alive),
             drained: self.run.as_ref().is_none_or(|r| r.pipes.drained()),
             reaped: self.reaped_other,
@@ -498,7 +682,9 @@ impl Supervisor {
     }
 
     fn reap(&mut self, now: Instant) {
-        let main_pid = self.run.as_ref().filter(|r| !r.exited).map_or(0, |r| r.pid);
+        let live = |r: &Option<Run>| r.as_ref().filter(|r| !r.exited).map_or(0, |r| r.pid);
+        let (main_pid, next_pid, old_pid) =
+            (live(&self.run), live(&self.next), live(&self.retiring));
         let mut found = Vec::new();
         self.no_children = crate::reap::reap_all(main_pid, |pid, what| found.push((pid, what)));
         for (pid, what) in found {
@@ -511,6 +697,19 @@ impl Supervisor {
                     let seen = self.seen();
                     self.handle(Event::ChildExited { exit, seen }, now);
                 }
+                Reaped::Exited(exit) if pid == next_pid => {
+                    if let Some(run) = self.next.as_mut() {
+                        run.exited = true;
+                        run.checks.on_end();
+                    }
+                    self.handle(Event::NextExited { exit }, now);
+                }
+                Reaped::Exited(_) if pid == old_pid => {
+                    if let Some(run) = self.retiring.as_mut() {
+                        run.exited = true;
+                    }
+                    self.handle(Event::RetiringExited, now);
+                }
                 Reaped::Stopped(signal) => self.handle(Event::ChildStopped { signal }, now),
                 Reaped::Exited(exit) => {
                     self.reaped_other = true;
@@ -519,23 +718,26 @@ impl Supervisor {
                         .as_mut()
                         .and_then(|r| r.checks.on_reaped(pid, exit, now));
                     self.on_check(found, now);
+                    let found = self
+                        .next
+                        .as_mut()
+                        .and_then(|r| r.checks.on_reaped(pid, exit, now));
+                    self.on_next_check(found, now);
                 }
             }
         }
     }
 
     /// Sends `sig` to the run's group and to every process re-parented to
-    /// keepup that has not had it yet.
+    /// keepup that has not had it yet (and belongs to no other run).
     fn signal_leftovers(&mut self, sig: i32) {
         if let Some(pgid) = self.run.as_ref().and_then(|r| r.pgid) {
             let _ = crate::sys::kill(-pgid, sig);
         }
-        if !self.no_children {
-            for pid in self.sampler.children_of(self.my_pid) {
-                if !self.signalled.contains(&pid) {
-                    let _ = crate::sys::kill(pid, sig);
-                    self.signalled.push(pid);
-                }
+        for pid in self.strays() {
+            if !self.signalled.contains(&pid) {
+                let _ = crate::sys::kill(pid, sig);
+                self.signalled.push(pid);
             }
         }
     }
@@ -561,6 +763,7 @@ impl Supervisor {
                 .map(|e| e.describe())
                 .unwrap_or_default(),
             probe: self.last_probe.clone(),
+            reload_seq: self.publisher.snapshot.reload_seq,
         };
         if self.publisher.shown.as_ref() == Some(&view) {
             return;
@@ -612,4 +815,30 @@ fn child_env(cfg: &Config, listeners: &[Listener]) -> Env {
         env.set_child_pid("LISTEN_PID");
     }
     env
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Which {
+    Current,
+    Next,
+    Retiring,
+}
+
+/// What one polled fd is.
+#[derive(Clone, Copy, Debug)]
+enum Slot {
+    Signals,
+    Control,
+    Pipe(Which, Stream),
+    ReadyPipe(Which),
+    Http(Which),
+}
+
+/// A check's finding for a reload's next run: its readiness only.
+fn next_event(found: checks::Event) -> Option<Event> {
+    match found {
+        checks::Event::Ready(after) => Some(Event::NextReady { after }),
+        checks::Event::NotReady(after) => Some(Event::NextNotReady { after }),
+        _ => None,
+    }
 }

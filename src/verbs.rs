@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::diag::complain;
-use crate::protocol::{Control, RunState, exit};
+use crate::protocol::{Control, ReloadOutcome, RunState, exit};
 use crate::state::{Folder, FolderError, Snapshot, same_process};
 use crate::units::{format_duration, format_size, format_uptime};
 
@@ -80,17 +80,170 @@ pub fn run(verb: Verb) -> Status {
         } => logs(&name, lines, follow),
         Verb::Signal { name, signal: sig } => signal(&name, sig),
         Verb::Wait { names, timeout } => wait(names, timeout),
+        Verb::Reload { names, timeout } => reload(names, timeout),
     }
 }
 
+/// The names a verb acts on: patterns (`api-*`) expanded against the
+/// state folder in natural order, plain names as they are.
+fn resolve(names: Vec<String>) -> Result<Vec<String>, Status> {
+    if !names.iter().any(|n| crate::names::is_pattern(n)) {
+        return Ok(names);
+    }
+    let known = match open_folder()? {
+        Some(f) => f.names(),
+        None => Vec::new(),
+    };
+    crate::names::expand(&names, &known).map_err(|pattern| {
+        complain(&format!("no instance matches '{pattern}'"));
+        exit::FAILURE
+    })
+}
+
+/// A verb that takes one instance: a pattern must match exactly one.
+fn resolve_one(name: &str) -> Result<String, Status> {
+    let mut all = resolve(vec![name.to_string()])?;
+    if all.len() != 1 {
+        complain(&format!(
+            "'{name}' matches {} instances ({}); this verb takes one",
+            all.len(),
+            all.join(", ")
+        ));
+        return Err(exit::FAILURE);
+    }
+    Ok(all.remove(0))
+}
+
+/// Polls the state file of `name` every 20 ms until `done` holds for it
+/// (or it is gone), at most `budget`; `None` at the timeout, after saying so.
+fn wait_entry(
+    folder: &Folder,
+    name: &str,
+    budget: Duration,
+    what: &str,
+    mut done: impl FnMut(Option<&Entry>) -> bool,
+) -> Option<Option<Entry>> {
+    let deadline = Instant::now() + budget;
+    loop {
+        let e = Entry::load(folder, name);
+        if done(e.as_ref()) {
+            return Some(e);
+        }
+        if Instant::now() > deadline {
+            complain(&format!(
+                "'{name}' did not {what} within {}",
+                format_duration(budget)
+            ));
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `keepup reload NAME...`: one instance after the other; the first
+/// failure stops the roll (SPEC 9).
+fn reload(names: Vec<String>, timeout: Option<Duration>) -> Status {
+    let names = match resolve(names) {
+        Ok(n) => n,
+        Err(code) => return code,
+    };
+    let folder = match open_folder() {
+        Ok(f) => f,
+        Err(code) => return code,
+    };
+    for name in &names {
+        let Some(entry) = live(folder.as_ref(), name) else {
+            return exit::FAILURE;
+        };
+        let Some(folder) = folder.as_ref() else {
+            return exit::FAILURE;
+        };
+        let seq = entry.snap.reload_seq;
+        let timeout_ms = timeout.map(|t| t.as_millis() as u64);
+        if let Err(e) = folder.send(name, Control::Reload { timeout_ms }) {
+            complain(&format!(
+                "cannot reach '{name}': {}",
+                crate::diag::os_reason(&e)
+            ));
+            return exit::FAILURE;
+        }
+        // The new run's readiness, then the old run's stop sequence.
+        let budget = timeout.unwrap_or(Duration::from_secs(60))
+            + Duration::from_millis(entry.snap.kill_timeout_ms) * 3
+            + Duration::from_secs(10);
+        let answered = wait_entry(folder, name, budget, "reload", |e| {
+            e.is_none_or(|e| !e.live || e.snap.reload_seq > seq)
+        });
+        let Some(Some(after)) = answered else {
+            if answered.is_some() {
+                complain(&format!("'{name}' is gone"));
+            }
+            return exit::FAILURE;
+        };
+        if after.snap.reload_seq <= seq {
+            complain(&format!("'{name}' exited during the reload"));
+            return exit::FAILURE;
+        }
+        match ReloadOutcome::decode(&after.snap.reload) {
+            Some(ReloadOutcome::Reloaded { old, new }) => {
+                println!("keepup: {name} reloaded (pid {old} -> {new})")
+            }
+            Some(ReloadOutcome::Restarted) => {
+                // As `keepup restart` would: until a new child runs.
+                let before = entry.snap.child_pid;
+                let budget =
+                    Duration::from_millis(entry.snap.kill_timeout_ms) * 2 + Duration::from_secs(10);
+                match wait_entry(folder, name, budget, "restart", |e| {
+                    e.is_none_or(|e| {
+                        !e.live
+                            || (e.snap.child_pid != before
+                                && e.snap.child_pid > 0
+                                && matches!(e.snap.state, RunState::Running | RunState::Starting))
+                    })
+                }) {
+                    Some(Some(e)) if e.live => {
+                        println!("keepup: {name} restarted (pid {})", e.snap.child_pid)
+                    }
+                    Some(_) => {
+                        complain(&format!("'{name}' exited during the restart"));
+                        return exit::FAILURE;
+                    }
+                    None => return exit::FAILURE,
+                }
+            }
+            Some(ReloadOutcome::Failed { why }) => {
+                complain(&format!("'{name}' reload failed: {why}"));
+                return exit::FAILURE;
+            }
+            None => {
+                complain(&format!("'{name}' answered the reload in an unknown way"));
+                return exit::FAILURE;
+            }
+        }
+    }
+    exit::OK
+}
+
 fn status(names: Vec<String>, json: bool, watch: bool, prune: bool) -> Status {
+    let names = match resolve(names) {
+        Ok(n) => n,
+        Err(code) => return code,
+    };
     let folder = match open_folder() {
         Ok(f) => f,
         Err(code) => return code,
     };
     if prune {
-        let Some(folder) = folder else { return 0 };
-        for name in folder.names() {
+        let Some(folder) = folder else {
+            return exit::OK;
+        };
+        // Only the named instances (or patterns), or all when none is named.
+        let targets = if names.is_empty() {
+            folder.names()
+        } else {
+            names.clone()
+        };
+        for name in targets {
             if let Some(e) = Entry::load(&folder, &name)
                 && !e.live
                 && folder.remove(&name)
@@ -318,6 +471,10 @@ fn live(folder: Option<&Folder>, name: &str) -> Option<Entry> {
 }
 
 fn stop_or_restart(names: Vec<String>, verb: &str) -> Status {
+    let names = match resolve(names) {
+        Ok(n) => n,
+        Err(code) => return code,
+    };
     let folder = match open_folder() {
         Ok(f) => f,
         Err(code) => return code,
@@ -391,6 +548,10 @@ fn stop_or_restart(names: Vec<String>, verb: &str) -> Status {
 }
 
 fn signal(name: &str, sig: i32) -> Status {
+    let name = &match resolve_one(name) {
+        Ok(n) => n,
+        Err(code) => return code,
+    };
     let folder = match open_folder() {
         Ok(f) => f,
         Err(code) => return code,
@@ -415,6 +576,10 @@ fn signal(name: &str, sig: i32) -> Status {
 /// (`running`), 1 as soon as one is stopped, gave up or is dead, or at the
 /// timeout (60s unless given).
 fn wait(names: Vec<String>, timeout: Duration) -> Status {
+    let names = match resolve(names) {
+        Ok(n) => n,
+        Err(code) => return code,
+    };
     let deadline = Instant::now() + timeout;
     loop {
         let folder = match open_folder() {
@@ -461,6 +626,10 @@ fn wait(names: Vec<String>, timeout: Duration) -> Status {
 }
 
 fn logs(name: &str, lines: usize, follow: bool) -> Status {
+    let name = &match resolve_one(name) {
+        Ok(n) => n,
+        Err(code) => return code,
+    };
     let folder = match open_folder() {
         Ok(Some(f)) => f,
         Ok(None) => {

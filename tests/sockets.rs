@@ -3,121 +3,11 @@
 //! The zero-downtime claims are tested under real load: client threads
 //! making real TCP connections while keepup restarts the server.
 mod util;
-use std::collections::HashSet;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread::JoinHandle;
+use std::net::SocketAddr;
 use std::time::Duration;
+use util::net::*;
 use util::*;
-
-/// A server on the inherited fd 3 that answers each connection with its
-/// pid; with an argument N it crashes (exit 1) after N answers. On SIGTERM
-/// it stops as real servers do: it accepts nothing more, and what it has
-/// accepted it answers; connections still in the backlog are the next
-/// run's.
-pub const SERVER: &str = "import os, select, signal, socket, sys\n\
-n = int(sys.argv[1]) if len(sys.argv) > 1 else 0\n\
-s = socket.socket(fileno=3)\n\
-s.setblocking(False)\n\
-r, w = os.pipe()\n\
-os.set_blocking(w, False)\n\
-signal.set_wakeup_fd(w)\n\
-signal.signal(signal.SIGTERM, lambda *_: None)\n\
-count = 0\n\
-while True:\n    \
-    ready, _, _ = select.select([s, r], [], [])\n    \
-    if r in ready: os._exit(0)\n    \
-    try: c, _ = s.accept()\n    \
-    except BlockingIOError: continue\n    \
-    c.setblocking(True)\n    \
-    c.recv(64)\n    \
-    c.sendall(b'%d\\n' % os.getpid())\n    \
-    c.close()\n    \
-    count += 1\n    \
-    if n and count >= n: os._exit(1)\n";
-
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-#[derive(Default)]
-pub struct Load {
-    pub answers: usize,
-    pub errors: Vec<String>,
-    pub pids: HashSet<i32>,
-}
-
-/// One real TCP request: connect, send, read the pid the server answers.
-fn request(addr: SocketAddr) -> Result<i32, String> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
-        .map_err(|e| format!("connect: {e}"))?;
-    s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
-    s.write_all(b"hi\n").map_err(|e| format!("send: {e}"))?;
-    let mut answer = String::new();
-    s.read_to_string(&mut answer)
-        .map_err(|e| format!("read: {e}"))?;
-    answer
-        .trim()
-        .parse()
-        .map_err(|_| format!("answer {answer:?}"))
-}
-
-/// Answers received by every client so far.
-pub static ANSWERED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-
-/// Waits until the clients got `n` more answers.
-pub fn answers_grow(n: usize) {
-    let start = ANSWERED.load(Ordering::SeqCst);
-    wait_for(
-        &format!("{n} more answers"),
-        Duration::from_secs(30),
-        || ANSWERED.load(Ordering::SeqCst) >= start + n,
-    );
-}
-
-/// `clients` threads making requests back to back until `stop`.
-pub fn load(addr: SocketAddr, clients: usize, stop: Arc<AtomicBool>) -> Vec<JoinHandle<Load>> {
-    (0..clients)
-        .map(|_| {
-            let stop = stop.clone();
-            std::thread::spawn(move || {
-                let mut l = Load::default();
-                // Bounded: at most 100,000 requests or the stop flag.
-                for _ in 0..100_000 {
-                    if stop.load(Ordering::SeqCst) {
-                        break;
-                    }
-                    match request(addr) {
-                        Ok(pid) => {
-                            ANSWERED.fetch_add(1, Ordering::SeqCst);
-                            l.answers += 1;
-                            l.pids.insert(pid);
-                        }
-                        Err(e) => l.errors.push(e),
-                    }
-                }
-                l
-            })
-        })
-        .collect()
-}
-
-pub fn total(handles: Vec<JoinHandle<Load>>) -> Load {
-    let mut t = Load::default();
-    for h in handles {
-        let l = h.join().unwrap();
-        t.answers += l.answers;
-        t.errors.extend(l.errors);
-        t.pids.extend(l.pids);
-    }
-    t
-}
 
 fn started_pids(log: &std::path::Path) -> Vec<i32> {
     read(log)
@@ -157,15 +47,13 @@ fn crash_restarts_refuse_no_connection() {
     wait_for("first run", Duration::from_secs(10), || {
         !started_pids(&log).is_empty()
     });
-    let stop = Arc::new(AtomicBool::new(false));
-    let clients = load(addr, 4, stop.clone());
+    let clients = load(addr, 4);
     wait_for(
         "four crash restarts under load",
         Duration::from_secs(60),
         || started_pids(&log).len() >= 5,
     );
-    stop.store(true, Ordering::SeqCst);
-    let l = total(clients);
+    let l = clients.finish();
     k.signal(libc::SIGTERM);
     k.finish();
     assert!(
@@ -203,15 +91,13 @@ fn restart_verb_refuses_no_connection() {
     wait_for("first run", Duration::from_secs(10), || {
         !started_pids(&log).is_empty()
     });
-    let stop = Arc::new(AtomicBool::new(false));
-    let clients = load(addr, 4, stop.clone());
+    let clients = load(addr, 4);
     for _ in 0..3 {
-        answers_grow(50);
+        clients.grow(50);
         verb(&home.0, &["restart", "r"]).expect_code(0);
     }
-    answers_grow(50);
-    stop.store(true, Ordering::SeqCst);
-    let l = total(clients);
+    clients.grow(50);
+    let l = clients.finish();
     k.signal(libc::SIGTERM);
     k.finish();
     assert!(

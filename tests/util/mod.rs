@@ -11,6 +11,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+#[allow(dead_code)]
+pub mod net;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_keepup");
 
 /// A keepup command line under construction.
