@@ -41,6 +41,8 @@ pub enum Event {
     },
     /// The last probe's result changed (for `status`).
     ProbeChanged,
+    /// `--watchdog`: no `WATCHDOG=1` for this long.
+    Watchdog(Duration),
 }
 
 pub struct Checks {
@@ -56,6 +58,8 @@ pub struct Checks {
     probe: Option<InFlight>,
     failures: u32,
     pub last_probe: String,
+    /// `--watchdog`: when the next ping is due at the latest.
+    watchdog_due: Option<Instant>,
 }
 
 /// Resolves the `--health-http` host, once, before anything starts: a
@@ -81,6 +85,7 @@ impl Checks {
             probe: None,
             failures: 0,
             last_probe: String::new(),
+            watchdog_due: None,
         }
     }
 
@@ -107,7 +112,7 @@ impl Checks {
         self.failures = 0;
         match self.cfg.ready {
             None => self.became_ready(now),
-            Some(ReadyCheck::Fd(_)) => None,
+            Some(ReadyCheck::Fd(_) | ReadyCheck::Notify) => None,
             Some(_) => {
                 self.next_ready = Some(now);
                 None
@@ -118,6 +123,7 @@ impl Checks {
     /// The run is over: forget it and kill any probe in flight.
     pub fn on_end(&mut self) {
         self.kill_probe();
+        self.watchdog_due = None;
         self.started = None;
         self.ready = false;
         self.ready_pipe = None;
@@ -136,12 +142,38 @@ impl Checks {
         if self.cfg.health.is_some() {
             self.next_health = Some(now + self.cfg.health_interval);
         }
+        // The watchdog's timer starts when the run is ready (SPEC 9).
+        self.watchdog_due = self.cfg.watchdog.map(|d| now + d);
         let waited = now.saturating_duration_since(self.started.unwrap_or(now));
         self.cfg.ready.as_ref().map(|_| Event::Ready(waited))
     }
 
+    /// `READY=1` from the run's tree.
+    pub fn notified_ready(&mut self, now: Instant) -> Option<Event> {
+        match (self.started, self.ready, &self.cfg.ready) {
+            (Some(_), false, Some(ReadyCheck::Notify)) => self.became_ready(now),
+            _ => None,
+        }
+    }
+
+    /// `WATCHDOG=1` from the run's tree: the next is due within the period.
+    pub fn watchdog_ping(&mut self, now: Instant) {
+        if self.ready
+            && let Some(d) = self.cfg.watchdog
+        {
+            self.watchdog_due = Some(now + d);
+        }
+    }
+
     pub fn deadline(&self) -> Option<Instant> {
         self.started?;
+        if let Some(w) = self.watchdog_due {
+            return Some(self.probe_or_next_deadline().map_or(w, |d| d.min(w)));
+        }
+        self.probe_or_next_deadline()
+    }
+
+    fn probe_or_next_deadline(&self) -> Option<Instant> {
         let ready_by = (!self.ready && self.gated())
             .then(|| self.started.map(|s| s + self.cfg.ready_timeout))
             .flatten();
@@ -213,6 +245,12 @@ impl Checks {
     /// Deadlines: ready timeout, probe timeout, the next probe.
     pub fn on_time(&mut self, now: Instant) -> Option<Event> {
         let started = self.started?;
+        if let (Some(due), Some(d)) = (self.watchdog_due, self.cfg.watchdog)
+            && now >= due
+        {
+            self.watchdog_due = None;
+            return Some(Event::Watchdog(d));
+        }
         if !self.ready && self.gated() && now >= started + self.cfg.ready_timeout {
             self.kill_probe();
             self.next_ready = None;

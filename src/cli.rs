@@ -314,6 +314,20 @@ pub const OPTIONS: &[OptSpec] = &[
         "SO_REUSEPORT, so several keepups share one port",
     ),
     opt(
+        "notify",
+        None,
+        Readiness,
+        "",
+        "ready when the child sends READY=1 to NOTIFY_SOCKET (sd_notify)",
+    ),
+    opt(
+        "watchdog",
+        None,
+        Readiness,
+        "DUR",
+        "with --notify: restart when no WATCHDOG=1 comes for DUR",
+    ),
+    opt(
         "backlog",
         None,
         Sockets,
@@ -930,7 +944,7 @@ mod tests {
         {
             let long = word
                 .trim_start_matches("--")
-                .trim_end_matches([',', ')', '.']);
+                .trim_end_matches([',', ')', '.', ':']);
             assert!(
                 OPTIONS.iter().any(|o| o.long == long)
                     || ["help", "version", "long-option"].contains(&long),

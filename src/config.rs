@@ -58,6 +58,8 @@ pub enum ReadyCheck {
     Port(u16),
     Command(String),
     Fd(i32),
+    /// `--notify`: `READY=1` on the notify socket.
+    Notify,
 }
 
 #[derive(Clone, Debug)]
@@ -74,6 +76,8 @@ pub struct Probes {
     pub health_interval: Duration,
     pub health_timeout: Duration,
     pub health_retries: u32,
+    /// `--watchdog` (with `--notify`): the longest gap between pings.
+    pub watchdog: Option<Duration>,
 }
 
 struct Reader<'a> {
@@ -371,7 +375,7 @@ fn probes(r: &Reader) -> Result<Probes, UsageError> {
         }
         Ok(())
     };
-    only_one(&["ready-port", "ready-cmd", "ready-fd"])?;
+    only_one(&["ready-port", "ready-cmd", "ready-fd", "notify"])?;
     only_one(&["health-cmd", "health-http"])?;
     let command = |v: &str| -> Result<String, String> {
         if v.trim().is_empty() {
@@ -401,7 +405,18 @@ fn probes(r: &Reader) -> Result<Probes, UsageError> {
             .map(ReadyCheck::Command))
         .or(r
             .optional("ready-fd", "file descriptor", fd)?
-            .map(ReadyCheck::Fd));
+            .map(ReadyCheck::Fd))
+        .or(r.flag("notify").then_some(ReadyCheck::Notify));
+    let watchdog = r.optional("watchdog", "duration", |v| match parse_duration(v)? {
+        d if d < Duration::from_millis(10) => Err("at least 10ms".into()),
+        d => Ok(d),
+    })?;
+    if watchdog.is_some() && !matches!(ready, Some(ReadyCheck::Notify)) {
+        return Err(UsageError(
+            "--watchdog needs --notify: the child pings with WATCHDOG=1 on the notify socket"
+                .into(),
+        ));
+    }
     let health = r
         .optional("health-cmd", "command", command)?
         .map(HealthCheck::Command)
@@ -418,6 +433,7 @@ fn probes(r: &Reader) -> Result<Probes, UsageError> {
             Ok(0) => Err("at least 1".into()),
             other => other,
         })?,
+        watchdog,
     })
 }
 
@@ -494,7 +510,7 @@ mod tests {
             other => panic!("no sample value for {other}: add one here"),
         };
         // One of each exclusive group; the others are still looked at.
-        let exclusive = ["ready-cmd", "ready-fd", "health-http"];
+        let exclusive = ["ready-cmd", "ready-fd", "health-http", "notify", "watchdog"];
         let mut args: Vec<OsString> = vec![];
         for o in OPTIONS.iter().filter(|o| !exclusive.contains(&o.long)) {
             args.push(format!("--{}", o.long).into());

@@ -13,6 +13,7 @@ pub mod logs;
 pub mod machine;
 pub mod memory;
 pub mod names;
+pub mod notify;
 pub mod probe;
 pub mod protocol;
 pub mod reap;

@@ -141,6 +141,10 @@ pub enum Event {
         failures: u32,
         last: String,
     },
+    /// `--watchdog`: no ping for this long.
+    Watchdog {
+        after: Duration,
+    },
     /// A memory sample of keepup's whole tree.
     Memory {
         bytes: u64,
@@ -410,6 +414,15 @@ impl Machine {
                         why: format!("'{}' {why}", rules.name),
                     }));
                     self.begin_stop(RunEnd::NotReady, None, now, rules, &mut out);
+                }
+            }
+            Event::Watchdog { after } => {
+                if self.state == (State::Up { ready: true }) {
+                    out.push(Action::Log(format!(
+                        "watchdog: no ping for {}",
+                        format_duration(after)
+                    )));
+                    self.begin_stop(RunEnd::FaultRestart, None, now, rules, &mut out);
                 }
             }
             Event::Unhealthy { failures, last } => {

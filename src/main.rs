@@ -92,6 +92,19 @@ fn start(cfg: config::Config, inherited: signals::Inherited, parent: i32) -> Sta
             return failed(exit::FAILURE);
         }
     };
+    let notify = match cfg.probes.ready {
+        Some(keepup::config::ReadyCheck::Notify) => match keepup::notify::NotifySocket::bind() {
+            Ok(n) => Some(n),
+            Err(e) => {
+                complain(&format!(
+                    "cannot create the notify socket: {}",
+                    keepup::diag::os_reason(&e)
+                ));
+                return failed(exit::FAILURE);
+            }
+        },
+        _ => None,
+    };
     let logs = match logs::Logs::open(&cfg.logs, &cfg.name) {
         Ok(l) => l,
         Err(e) => {
@@ -120,7 +133,7 @@ fn start(cfg: config::Config, inherited: signals::Inherited, parent: i32) -> Sta
         }
     };
 
-    let notify = if cfg.detach {
+    let detach_notify = if cfg.detach {
         match detach::detach(&cfg.name) {
             Detached::Parent(code) => return Started::Invoker(code),
             Detached::Daemon(fd) => Some(fd),
@@ -152,9 +165,10 @@ fn start(cfg: config::Config, inherited: signals::Inherited, parent: i32) -> Sta
             signals,
             inherited,
             instance,
-            detach_notify: notify,
+            detach_notify,
             http_target,
             listeners,
+            notify,
         })
         .run(),
     )

@@ -273,6 +273,8 @@ pub struct Snapshot {
     /// (`protocol::ReloadOutcome`).
     pub reload_seq: u64,
     pub reload: String,
+    /// The last `STATUS=` of `--notify`.
+    pub status_text: String,
 }
 
 /// `%`-escapes bytes that would break a `key=value` line.
@@ -341,6 +343,7 @@ impl Snapshot {
         kv("kill_timeout_ms", self.kill_timeout_ms.to_string());
         kv("reload_seq", self.reload_seq.to_string());
         kv("reload", escape(self.reload.as_bytes()));
+        kv("status_text", escape(self.status_text.as_bytes()));
         for (i, a) in self.command.iter().enumerate() {
             kv(&format!("arg{i}"), escape(a.as_bytes()));
         }
@@ -377,6 +380,7 @@ impl Snapshot {
                 "kill_timeout_ms" => snap.kill_timeout_ms = v.parse().unwrap_or(0),
                 "reload_seq" => snap.reload_seq = v.parse().unwrap_or(0),
                 "reload" => snap.reload = string(),
+                "status_text" => snap.status_text = string(),
                 _ => {
                     if let Some(i) = k.strip_prefix("arg").and_then(|i| i.parse().ok()) {
                         args.push((i, OsString::from_vec(raw.clone())));
@@ -553,9 +557,10 @@ mod tests {
             kill_timeout_ms: 5000,
             reload_seq: 2,
             reload: "reloaded 4 5".into(),
+            status_text: "serving".into(),
         };
         let text = snap.encode();
-        assert_eq!(text.lines().count(), 18 + 3);
+        assert_eq!(text.lines().count(), 19 + 3);
         assert_eq!(Snapshot::decode(text.as_bytes()), snap);
     }
 

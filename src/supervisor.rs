@@ -20,6 +20,7 @@ use crate::config::Config;
 use crate::logs::{Logs, Pipes, Stream};
 use crate::machine::{Action, Event, Machine, Rules, Seen, later};
 use crate::memory::Sampler;
+use crate::notify::{Message, NotifySocket};
 use crate::probe::HttpTarget;
 use crate::protocol::{Control, RunState};
 use crate::reap::Reaped;
@@ -40,6 +41,7 @@ struct View {
     last_exit: String,
     probe: String,
     reload_seq: u64,
+    status_text: String,
 }
 
 /// The state folder entry and the merging of its writes.
@@ -63,6 +65,8 @@ pub struct Parts {
     pub detach_notify: Option<OwnedFd>,
     pub http_target: Option<HttpTarget>,
     pub listeners: Vec<Listener>,
+    /// `--notify`: the socket the child's tree reports to.
+    pub notify: Option<NotifySocket>,
 }
 
 pub struct Supervisor {
@@ -83,6 +87,8 @@ pub struct Supervisor {
     retiring: Option<Run>,
     /// The last run's last probe result, for `status`.
     last_probe: String,
+    /// The last `STATUS=` the child sent (`--notify`).
+    status_text: String,
     /// keepup had no children at all at the last reap.
     no_children: bool,
     /// Something besides the main child was reaped in this turn.
@@ -100,6 +106,7 @@ pub struct Supervisor {
     http_target: Option<HttpTarget>,
     /// `--listen` sockets, held for keepup's whole life.
     listeners: Vec<Listener>,
+    notify: Option<NotifySocket>,
     /// The environment every run starts with.
     env: Env,
     events: VecDeque<Event>,
@@ -117,6 +124,7 @@ impl Supervisor {
             detach_notify,
             http_target,
             listeners,
+            notify,
         } = parts;
         // SAFETY: getpid/getpgrp have no arguments.
         let (my_pid, my_pgrp) = unsafe { (libc::getpid(), libc::getpgrp()) };
@@ -159,8 +167,9 @@ impl Supervisor {
             detach_notify,
             report: None,
             http_target,
-            env: child_env(&cfg, &listeners),
+            env: child_env(&cfg, &listeners, notify.as_ref()),
             listeners,
+            notify,
             cfg,
             logs,
             signals,
@@ -171,6 +180,7 @@ impl Supervisor {
             next: None,
             retiring: None,
             last_probe: String::new(),
+            status_text: String::new(),
             no_children: true,
             reaped_other: false,
             signalled: Vec::new(),
@@ -413,6 +423,7 @@ impl Supervisor {
                 self.note_probe();
                 Some(Event::Unhealthy { failures, last })
             }
+            checks::Event::Watchdog(after) => Some(Event::Watchdog { after }),
             checks::Event::ProbeChanged => {
                 self.note_probe();
                 None
@@ -466,6 +477,10 @@ impl Supervisor {
         if let Some(fd) = self.publisher.instance.as_ref().and_then(|i| i.ctl_fd()) {
             fds.push(pollfd(fd, libc::POLLIN));
             what.push(Slot::Control);
+        }
+        if let Some(n) = &self.notify {
+            fds.push(pollfd(n.fd(), libc::POLLIN));
+            what.push(Slot::Notify);
         }
         for which in [Which::Current, Which::Next, Which::Retiring] {
             let Some(run) = (match which {
@@ -536,6 +551,7 @@ impl Supervisor {
                         self.handle(Event::Control(c), now);
                     }
                 }
+                Slot::Notify => self.on_notify(now),
                 Slot::Pipe(which, stream) => {
                     let logs = &mut self.logs;
                     if let Some(run) = match which {
@@ -560,6 +576,48 @@ impl Supervisor {
         }
         self.on_time(now);
         self.logs.flush();
+    }
+
+    /// Datagrams on the notify socket: only those from a run's tree count.
+    fn on_notify(&mut self, now: Instant) {
+        let Some(socket) = &self.notify else { return };
+        for (pid, datagram) in socket.receive() {
+            let which = if self
+                .run
+                .as_ref()
+                .is_some_and(|r| crate::notify::in_tree(pid, r.pid))
+            {
+                Which::Current
+            } else if self
+                .next
+                .as_ref()
+                .is_some_and(|r| crate::notify::in_tree(pid, r.pid))
+            {
+                Which::Next
+            } else {
+                continue;
+            };
+            for message in crate::notify::parse(&datagram) {
+                match message {
+                    Message::Ready => {
+                        let found = self
+                            .run_mut(which)
+                            .and_then(|r| r.checks.notified_ready(now));
+                        self.on_check_of(which, found, now);
+                    }
+                    Message::Watchdog => {
+                        if let Some(r) = self.run_mut(which) {
+                            r.checks.watchdog_ping(now);
+                        }
+                    }
+                    Message::Status(text) if which == Which::Current => {
+                        self.status_text = text;
+                        self.publish(now);
+                    }
+                    Message::Status(_) => {}
+                }
+            }
+        }
     }
 
     fn on_check_of(&mut self, which: Which, found: Option<checks::Event>, now: Instant) {
@@ -764,6 +822,7 @@ impl Supervisor {
                 .unwrap_or_default(),
             probe: self.last_probe.clone(),
             reload_seq: self.publisher.snapshot.reload_seq,
+            status_text: self.status_text.clone(),
         };
         if self.publisher.shown.as_ref() == Some(&view) {
             return;
@@ -774,6 +833,7 @@ impl Supervisor {
         s.restarts = view.restarts;
         s.last_exit.clone_from(&view.last_exit);
         s.probe.clone_from(&view.probe);
+        s.status_text.clone_from(&view.status_text);
         s.ready = view.state == RunState::Running;
         s.rss = self.last_rss;
         let final_state = view.state.is_final();
@@ -802,7 +862,7 @@ impl Supervisor {
 /// The environment of every run: keepup's own, with the instance's name
 /// (and number under `-i`), and the socket-activation variables when keepup
 /// listens (inherited ones replaced: they described keepup's own sockets).
-fn child_env(cfg: &Config, listeners: &[Listener]) -> Env {
+fn child_env(cfg: &Config, listeners: &[Listener], notify: Option<&NotifySocket>) -> Env {
     let mut env = Env::inherit();
     env.set("KEEPUP_INSTANCE_NAME", &cfg.name);
     if let Some(k) = cfg.instance {
@@ -813,6 +873,18 @@ fn child_env(cfg: &Config, listeners: &[Listener]) -> Env {
             env.set(k, v);
         }
         env.set_child_pid("LISTEN_PID");
+    }
+    if let Some(n) = notify {
+        env.set("NOTIFY_SOCKET", &n.address);
+        // As systemd does, so that sd_watchdog_enabled() says yes.
+        if let Some(d) = cfg.probes.watchdog {
+            env.set("WATCHDOG_USEC", d.as_micros().to_string());
+            env.set_child_pid("WATCHDOG_PID");
+        }
+    } else {
+        // An inherited NOTIFY_SOCKET is keepup's own supervisor's: the child
+        // must not report to it as if it were keepup.
+        env.remove("NOTIFY_SOCKET");
     }
     env
 }
@@ -829,6 +901,7 @@ enum Which {
 enum Slot {
     Signals,
     Control,
+    Notify,
     Pipe(Which, Stream),
     ReadyPipe(Which),
     Http(Which),

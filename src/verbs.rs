@@ -308,6 +308,7 @@ struct Row {
     log: String,
     ready: bool,
     probe: String,
+    status_text: String,
     command: Vec<String>,
 }
 
@@ -334,6 +335,7 @@ impl Row {
             log: log.map(|p| p.display().to_string()).unwrap_or_default(),
             ready: e.live && e.snap.ready,
             probe: e.snap.probe.clone(),
+            status_text: e.snap.status_text.clone(),
             command: e
                 .snap
                 .command
@@ -439,7 +441,7 @@ fn to_json(rows: &[Row]) -> String {
         .iter()
         .map(|r| {
             format!(
-                "{{\"name\":{},\"state\":{},\"pid\":{},\"keepup_pid\":{},\"uptime_ms\":{},\"restarts\":{},\"memory_bytes\":{},\"last_exit\":{},\"log\":{},\"ready\":{},\"last_probe\":{},\"command\":[{}]}}",
+                "{{\"name\":{},\"state\":{},\"pid\":{},\"keepup_pid\":{},\"uptime_ms\":{},\"restarts\":{},\"memory_bytes\":{},\"last_exit\":{},\"log\":{},\"ready\":{},\"last_probe\":{},\"status_text\":{},\"command\":[{}]}}",
                 json_str(&r.name),
                 json_str(&r.state),
                 opt(r.pid.map(|p| p.to_string())),
@@ -451,6 +453,7 @@ fn to_json(rows: &[Row]) -> String {
                 if r.log.is_empty() { "null".into() } else { json_str(&r.log) },
                 r.ready,
                 if r.probe.is_empty() { "null".into() } else { json_str(&r.probe) },
+                if r.status_text.is_empty() { "null".into() } else { json_str(&r.status_text) },
                 r.command.iter().map(|a| json_str(a)).collect::<Vec<_>>().join(",")
             )
         })
