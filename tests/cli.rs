@@ -185,7 +185,7 @@ fn help_and_version() {
     }
     // Every option the help shows is one keepup takes.
     for word in f.stdout.split_whitespace() {
-        let long = word.trim_end_matches([',', ')', '.', ']']);
+        let long = word.trim_end_matches([',', ')', '.', ']', ':']);
         if !long.starts_with("--") || long.len() < 3 || long == "--long-option" {
             continue;
         }
@@ -195,7 +195,9 @@ fn help_and_version() {
             &format!("--help shows {long}, which keepup refuses"),
         );
     }
-    for verb in ["status", "stop", "restart", "logs", "signal", "wait"] {
+    for verb in [
+        "status", "stop", "restart", "logs", "signal", "wait", "reload",
+    ] {
         let v = keepup([verb, "--help"]).run();
         v.expect_code(0);
         v.check(
