@@ -34,7 +34,7 @@ static:
 	fi; \
 	ls -l $(STATIC) | awk -v how="$$how" '{print "keepup (static, musl, " how "): " $$5 " bytes -> $(STATIC)"}'
 
-# Tarballs for npm in target/npm: `keepup` and `@keepup/linux-x64`. Falls
+# Tarballs for npm in target/npm: `keepup-cli` and `keepup-cli-linux-x64`. Falls
 # back to the glibc build (with a warning) where the musl target is missing.
 npm-pack:
 	@set -e; \
@@ -42,9 +42,9 @@ npm-pack:
 	else echo "npm-pack: no static build here; packing the glibc build" >&2; $(CARGO) build --release --locked -q; bin=$(BIN); fi; \
 	version=$$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1); \
 	rm -rf target/npm; mkdir -p target/npm/stage; \
-	cp -R npm/keepup npm/linux-x64 target/npm/stage/; \
-	install -D -m 0755 $$bin target/npm/stage/linux-x64/bin/keepup; \
-	for p in keepup linux-x64; do \
+	cp -R npm/keepup-cli npm/keepup-cli-linux-x64 target/npm/stage/; \
+	install -D -m 0755 $$bin target/npm/stage/keepup-cli-linux-x64/bin/keepup; \
+	for p in keepup-cli keepup-cli-linux-x64; do \
 	  node npm/stamp-version.js "target/npm/stage/$$p/package.json" "$$version"; \
 	  (cd target/npm/stage/$$p && npm pack --silent --pack-destination ../.. >/dev/null); \
 	done; \

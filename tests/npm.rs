@@ -22,7 +22,7 @@ fn tarballs() -> Option<(PathBuf, PathBuf)> {
                     && n[prefix.len()..].starts_with(|c: char| c.is_ascii_digit())
             })
     };
-    Some((find("keepup-")?, find("keepup-linux-x64-")?))
+    Some((find("keepup-cli-")?, find("keepup-cli-linux-x64-")?))
 }
 
 fn have(tool: &str) -> bool {
@@ -102,7 +102,7 @@ fn npm_round_trip() {
     let Some(dir) = project() else { return };
 
     // The bin is the native binary itself, not a Node shim.
-    let bin = std::fs::read(dir.path("node_modules/keepup/bin/keepup")).unwrap();
+    let bin = std::fs::read(dir.path("node_modules/keepup-cli/bin/keepup")).unwrap();
     assert_eq!(
         &bin[..4],
         b"\x7fELF",
@@ -170,5 +170,81 @@ fn npm_round_trip() {
                 .and_then(|p| p.parse::<i32>().ok());
             state.contains("state=stopped") && pid.is_some_and(|p| !alive(p))
         });
+    }
+}
+
+/// `keepup-cli/listen` with the real node and the installed package: an
+/// unchanged http server (CommonJS, and ESM with an express-style
+/// `app.listen`) serves from keepup's socket, sees no LISTEN_* variables,
+/// and a `keepup restart` under load refuses no connection.
+#[test]
+fn node_preload_serves_from_keepups_socket() {
+    let Some(dir) = project() else { return };
+    std::fs::write(
+        dir.path("web.js"),
+        "const http = require('http');\n\
+         const server = http.createServer((q, r) => r.end(process.pid + ' ' + (process.env.LISTEN_FDS || 'none') + '\\n'))\n\
+           .listen(Number(process.env.PORT), () => console.log('listening'));\n\
+         process.on('SIGTERM', () => server.close(() => process.exit(0)));\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path("web.mjs"),
+        "import http from 'node:http';\n\
+         const app = { listen(...a) { return http.createServer((q, r) => r.end(`${process.pid} esm\\n`)).listen(...a); } };\n\
+         const server = app.listen(process.env.PORT, () => console.log('listening'));\n\
+         process.on('SIGTERM', () => server.close(() => process.exit(0)));\n",
+    )
+    .unwrap();
+    let bin = dir.path("node_modules/.bin/keepup");
+    for (app, name) in [("web.js", "cjs"), ("web.mjs", "esm")] {
+        let port = util::net::free_port();
+        let log = dir.path(&format!("{name}.log"));
+        let mut k = Command::new(&bin);
+        k.args(["-n", name, "--listen", &port.to_string(), "--log"])
+            .arg(&log)
+            .args(["-q", "--", "node", "-r", "keepup-cli/listen", app])
+            .current_dir(&dir.0)
+            .env("PORT", port.to_string())
+            .env("KEEPUP_HOME", dir.path("state"))
+            .stdin(Stdio::null());
+        let mut k = k.spawn().unwrap();
+        wait_for("node listening", Duration::from_secs(20), || {
+            read(&log).contains("out listening")
+        });
+        let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let answer = |addr| -> String {
+            use std::io::{Read, Write};
+            let mut s = std::net::TcpStream::connect(addr).unwrap();
+            s.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+            let mut text = String::new();
+            s.read_to_string(&mut text).unwrap();
+            text.lines().last().unwrap_or("").to_string()
+        };
+        let first = answer(addr);
+        if name == "cjs" {
+            assert!(
+                first.ends_with(" none"),
+                "LISTEN_* reached the app: {first}"
+            );
+        } else {
+            assert!(first.ends_with(" esm"), "{first}");
+        }
+        let clients = util::net::load(addr, 2);
+        clients.grow(20);
+        let r = keepup(["restart", name])
+            .env("KEEPUP_HOME", dir.path("state"))
+            .run();
+        r.expect_code(0);
+        clients.grow(20);
+        let l = clients.finish();
+        unsafe { libc::kill(k.id() as i32, libc::SIGTERM) };
+        let _ = k.wait();
+        assert!(
+            l.errors.is_empty(),
+            "{name}: {:?}",
+            &l.errors[..l.errors.len().min(5)]
+        );
+        assert!(l.pids.len() >= 2, "{name}: answers from {:?}", l.pids);
     }
 }

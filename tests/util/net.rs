@@ -59,19 +59,25 @@ pub struct Load {
     pub pids: HashSet<i32>,
 }
 
-/// One real TCP request: connect, send, read the pid the server answers.
+/// One real TCP request (an HTTP/1.0 GET, which the Python server reads
+/// as any line): connect, send, read the pid the server answers as the
+/// first word of its last line.
 pub fn request(addr: SocketAddr) -> Result<i32, String> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
         .map_err(|e| format!("connect: {e}"))?;
     s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
-    s.write_all(b"hi\n").map_err(|e| format!("send: {e}"))?;
+    s.write_all(b"GET / HTTP/1.0\r\n\r\n")
+        .map_err(|e| format!("send: {e}"))?;
     let mut answer = String::new();
     s.read_to_string(&mut answer)
         .map_err(|e| format!("read: {e}"))?;
     answer
-        .trim()
-        .parse()
-        .map_err(|_| format!("answer {answer:?}"))
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|w| w.parse().ok())
+        .ok_or_else(|| format!("answer {answer:?}"))
 }
 
 /// Client threads making requests back to back until `finish`, with
