@@ -11,7 +11,8 @@ case "${1:-all}" in
   logs) want ts moreutils; want s6-log s6; want svlogd runit; want multilog daemontools ;;
   *) want ts moreutils; want s6-log s6; want s6-supervise s6; want svlogd runit; want runsv runit
      want multilog daemontools; want supervise daemontools; want tini tini; want dumb-init dumb-init
-     want catatonit catatonit; want supervisord supervisor; want hyperfine hyperfine; want gnuplot gnuplot-nox ;;
+     want catatonit catatonit; want supervisord supervisor; want hyperfine hyperfine; want gnuplot gnuplot-nox
+     want wrk wrk ;;
 esac
 if [ ${#pkgs[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod detach;
 pub mod diag;
+pub mod envfile;
 pub mod logs;
 pub mod machine;
 pub mod memory;
