@@ -60,6 +60,9 @@ pub struct Checks {
     pub last_probe: String,
     /// `--watchdog`: when the next ping is due at the latest.
     watchdog_due: Option<Instant>,
+    /// Probe commands run as the child's user, in its directory.
+    user: Option<crate::users::User>,
+    cwd: Option<std::path::PathBuf>,
 }
 
 /// Resolves the `--health-http` host, once, before anything starts: a
@@ -72,7 +75,13 @@ pub fn resolve(probes: &Probes) -> Result<Option<HttpTarget>, String> {
 }
 
 impl Checks {
-    pub fn new(cfg: Probes, http: Option<HttpTarget>, inherited: Inherited) -> Checks {
+    pub fn new(
+        cfg: Probes,
+        http: Option<HttpTarget>,
+        inherited: Inherited,
+        user: Option<crate::users::User>,
+        cwd: Option<std::path::PathBuf>,
+    ) -> Checks {
         Checks {
             cfg,
             http,
@@ -86,6 +95,8 @@ impl Checks {
             failures: 0,
             last_probe: String::new(),
             watchdog_due: None,
+            user,
+            cwd,
         }
     }
 
@@ -322,6 +333,8 @@ impl Checks {
             inherited: self.inherited,
             extra_fds: &[],
             env: None,
+            cwd: self.cwd.as_deref(),
+            user: self.user.as_ref(),
         };
         match spawn(&spec) {
             Ok(child) => {

@@ -42,6 +42,11 @@ pub struct SpawnSpec<'a> {
     pub extra_fds: &'a [(RawFd, i32)],
     /// The child's environment; `None` passes keepup's own.
     pub env: Option<&'a Env>,
+    /// `--cwd`: entered by path in the child, before the command is looked
+    /// up (so a `current -> releases/N` symlink is followed anew).
+    pub cwd: Option<&'a std::path::Path>,
+    /// `--user`: groups, group, then user, dropped in the child.
+    pub user: Option<&'a crate::users::User>,
 }
 
 pub struct Spawned {
@@ -56,6 +61,9 @@ pub enum SpawnError {
     NotExecutable(io::Error),
     /// Anything else: fork failed, no pipes (EMFILE), ...
     Other(io::Error),
+    /// A step in the child before exec failed (entering `--cwd`, becoming
+    /// `--user`): what it was, and the OS error.
+    Setup(&'static str, io::Error),
 }
 
 impl SpawnError {
@@ -65,18 +73,27 @@ impl SpawnError {
         match self {
             SpawnError::NotFound(_) => crate::protocol::exit::NOT_FOUND,
             SpawnError::NotExecutable(_) => crate::protocol::exit::NOT_EXECUTABLE,
-            SpawnError::Other(_) => crate::protocol::exit::FAILURE,
+            SpawnError::Other(_) | SpawnError::Setup(..) => crate::protocol::exit::FAILURE,
         }
     }
 
     pub fn error(&self) -> &io::Error {
         match self {
-            SpawnError::NotFound(e) | SpawnError::NotExecutable(e) | SpawnError::Other(e) => e,
+            SpawnError::NotFound(e)
+            | SpawnError::NotExecutable(e)
+            | SpawnError::Other(e)
+            | SpawnError::Setup(_, e) => e,
         }
     }
 
-    fn from_errno(errno: i32) -> SpawnError {
+    fn from_report(stage: i32, errno: i32) -> SpawnError {
         let e = io::Error::from_raw_os_error(errno);
+        match stage {
+            STAGE_CWD => return SpawnError::Setup("cannot enter the working directory", e),
+            STAGE_USER => return SpawnError::Setup("cannot become the user", e),
+            STAGE_FDS => return SpawnError::Other(e),
+            _ => {}
+        }
         match errno {
             libc::ENOENT | libc::ENOTDIR => SpawnError::NotFound(e),
             libc::EACCES | libc::ENOEXEC | libc::EISDIR | libc::EPERM => {
@@ -86,6 +103,12 @@ impl SpawnError {
         }
     }
 }
+
+/// What failed in the child, sent with the errno over the report pipe.
+const STAGE_EXEC: i32 = 0;
+const STAGE_FDS: i32 = 1;
+const STAGE_CWD: i32 = 2;
+const STAGE_USER: i32 = 3;
 
 /// Variables whose value is the child's own pid, which only the child
 /// knows: their slots are filled between fork and exec.
@@ -151,6 +174,9 @@ struct Prepared {
     /// (source fd, target) pairs, and scratch room for the moved sources.
     fds: Vec<(RawFd, i32)>,
     moved: Vec<RawFd>,
+    cwd: Option<CString>,
+    /// `--user`: (uid, gid, supplementary groups).
+    user: Option<(libc::uid_t, libc::gid_t, Vec<libc::gid_t>)>,
 }
 
 const PID_ROOM: usize = 12;
@@ -224,7 +250,14 @@ fn prepare(spec: &SpawnSpec, fds: Vec<(RawFd, i32)>) -> io::Result<Prepared> {
         entries.iter().map(|e| e.as_ptr().cast()).collect();
     env_ptrs.push(std::ptr::null());
     let moved = vec![-1; fds.len()];
+    let cwd = spec
+        .cwd
+        .map(|d| cstring(d.as_os_str().as_bytes()))
+        .transpose()?;
+    let user = spec.user.map(|u| (u.uid, u.gid, u.groups.clone()));
     Ok(Prepared {
+        cwd,
+        user,
         programs,
         _argv: argv,
         argv_ptrs,
@@ -262,6 +295,7 @@ unsafe fn write_pid(dst: *mut u8, n: i32) {
 /// Async-signal-safe calls only, on memory laid out before the fork.
 unsafe fn in_child(
     p: &mut Prepared,
+    new_session: bool,
     spec_group: bool,
     take_terminal: bool,
     inherited: &Inherited,
@@ -271,19 +305,24 @@ unsafe fn in_child(
     // SAFETY (whole body): plain syscalls on descriptors and memory this
     // process owns; nothing allocates.
     unsafe {
-        if spec_group {
+        if new_session {
+            // `--user`: a session of its own, so no terminal of keepup's is
+            // its controlling terminal (TIOCSTI); it leads its own group too.
+            // The report pipe is not moved yet: write to it as it is.
+            if libc::setsid() < 0 {
+                let mut bytes = [0u8; 8];
+                bytes[..4].copy_from_slice(&STAGE_USER.to_ne_bytes());
+                bytes[4..].copy_from_slice(&(*libc::__errno_location()).to_ne_bytes());
+                libc::write(report, bytes.as_ptr().cast(), bytes.len());
+                libc::_exit(127);
+            }
+        } else if spec_group {
             libc::setpgid(0, 0);
         }
         if take_terminal {
             // All signals are blocked here (see spawn), SIGTTOU included,
             // so taking the terminal from the background cannot stop us.
             libc::tcsetpgrp(0, libc::getpid());
-        }
-        // If keepup dies (even by SIGKILL), the child goes with it. keepup
-        // may already be gone before this prctl: then no signal would come.
-        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
-        if libc::getppid() != keepup_pid {
-            libc::_exit(1);
         }
         // Descriptors: first move every source above every target, so that
         // no dup2 overwrites a source still to be copied; dup2 then clears
@@ -294,22 +333,49 @@ unsafe fn in_child(
             r if r >= 0 => r,
             _ => libc::_exit(127),
         };
-        let fail = |errno: i32| -> ! {
-            let bytes = errno.to_ne_bytes();
+        let fail_at = |stage: i32, errno: i32| -> ! {
+            let mut bytes = [0u8; 8];
+            bytes[..4].copy_from_slice(&stage.to_ne_bytes());
+            bytes[4..].copy_from_slice(&errno.to_ne_bytes());
             libc::write(report, bytes.as_ptr().cast(), bytes.len());
             libc::_exit(127)
         };
+        let errno = || *libc::__errno_location();
         for i in 0..p.fds.len() {
             let moved = libc::fcntl(p.fds[i].0, libc::F_DUPFD_CLOEXEC, floor);
             if moved < 0 {
-                fail(*libc::__errno_location());
+                fail_at(STAGE_FDS, errno());
             }
             p.moved[i] = moved;
         }
         for i in 0..p.fds.len() {
             if libc::dup2(p.moved[i], p.fds[i].1) < 0 {
-                fail(*libc::__errno_location());
+                fail_at(STAGE_FDS, errno());
             }
+        }
+        // Groups, then group, then user: after setuid nothing else may
+        // change. The descriptors above were opened as root already.
+        if let Some((uid, gid, groups)) = &p.user
+            && (libc::setgroups(groups.len(), groups.as_ptr()) != 0
+                || libc::setgid(*gid) != 0
+                || libc::setuid(*uid) != 0)
+        {
+            fail_at(STAGE_USER, errno());
+        }
+        // If keepup dies (even by SIGKILL), the child goes with it. After
+        // the change of user: a change of credentials clears this setting.
+        // keepup may already be gone before this prctl: then no signal
+        // would come, hence the getppid check.
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
+        if libc::getppid() != keepup_pid {
+            libc::_exit(1);
+        }
+        // Entered as the user, as systemd's WorkingDirectory= is; by path,
+        // so a symlink switched by a deploy is followed.
+        if let Some(dir) = &p.cwd
+            && libc::chdir(dir.as_ptr()) != 0
+        {
+            fail_at(STAGE_CWD, errno());
         }
         let pid = libc::getpid();
         for &(entry, offset) in &p.pid_slots {
@@ -318,19 +384,19 @@ unsafe fn in_child(
         // Last, the signal state keepup inherited: dispositions first, then
         // the mask, which lets pending signals in with default actions.
         inherited.restore_in_child();
-        let mut errno = libc::ENOENT;
+        let mut reported = libc::ENOENT;
         for program in &p.programs {
             libc::execve(program.as_ptr(), p.argv_ptrs.as_ptr(), p.env_ptrs.as_ptr());
-            let e = *libc::__errno_location();
+            let e = errno();
             // As execvp: a candidate that exists but cannot be run is what
             // gets reported, unless a later one runs.
             match e {
                 libc::ENOENT | libc::ENOTDIR => {}
-                libc::EACCES => errno = e,
-                _ => fail(e),
+                libc::EACCES => reported = e,
+                _ => fail_at(STAGE_EXEC, e),
             }
         }
-        fail(errno)
+        fail_at(STAGE_EXEC, reported)
     }
 }
 
@@ -368,7 +434,7 @@ pub fn spawn(spec: &SpawnSpec) -> Result<Spawned, SpawnError> {
     fds.extend_from_slice(spec.extra_fds);
     let mut prepared = prepare(spec, fds).map_err(other)?;
     let (report_r, report_w) = crate::sys::pipe(0).map_err(other)?;
-    let take_terminal = spec.take_terminal && spec.own_group;
+    let take_terminal = spec.take_terminal && spec.own_group && spec.user.is_none();
     // SAFETY: getpid has no arguments.
     let keepup_pid = unsafe { libc::getpid() };
 
@@ -392,6 +458,7 @@ pub fn spawn(spec: &SpawnSpec) -> Result<Spawned, SpawnError> {
         unsafe {
             in_child(
                 &mut prepared,
+                spec.user.is_some(),
                 spec.own_group,
                 take_terminal,
                 &spec.inherited,
@@ -410,16 +477,17 @@ pub fn spawn(spec: &SpawnSpec) -> Result<Spawned, SpawnError> {
     if pid < 0 {
         return Err(SpawnError::Other(fork_error));
     }
-    if spec.own_group {
+    if spec.own_group && spec.user.is_none() {
         // Also from the parent, so the group exists whichever runs first
-        // (EACCES once the child has exec'd is fine).
+        // (EACCES once the child has exec'd is fine). Not for a child that
+        // makes a session of its own: setsid fails for a group leader.
         // SAFETY: setpgid with integer arguments.
         unsafe { libc::setpgid(pid, pid) };
     }
     if take_terminal {
         crate::sys::give_terminal(pid);
     }
-    let mut buf = [0u8; 4];
+    let mut buf = [0u8; 8];
     let n = loop {
         match crate::sys::read(report_r.as_raw_fd(), &mut buf) {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -427,10 +495,12 @@ pub fn spawn(spec: &SpawnSpec) -> Result<Spawned, SpawnError> {
         }
     };
     drop(prepared);
-    if n == 4 {
-        // The exec failed and the child exited: keepup's one reaper
-        // collects it like any other.
-        return Err(SpawnError::from_errno(i32::from_ne_bytes(buf)));
+    if n == 8 {
+        // A step failed and the child exited: keepup's one reaper collects
+        // it like any other.
+        let stage = i32::from_ne_bytes([buf[0], buf[1], buf[2], buf[3]]);
+        let errno = i32::from_ne_bytes([buf[4], buf[5], buf[6], buf[7]]);
+        return Err(SpawnError::from_report(stage, errno));
     }
     for fd in ours.iter().flatten() {
         crate::sys::grow_pipe(fd, 1 << 20);

@@ -21,10 +21,11 @@ pub enum Section {
     Instances,
     Readiness,
     Sockets,
+    Context,
 }
 
 impl Section {
-    const ALL: [Section; 7] = [
+    const ALL: [Section; 8] = [
         Section::Restart,
         Section::Memory,
         Section::Stopping,
@@ -32,6 +33,7 @@ impl Section {
         Section::Instances,
         Section::Readiness,
         Section::Sockets,
+        Section::Context,
     ];
 
     fn title(self) -> &'static str {
@@ -43,6 +45,7 @@ impl Section {
             Section::Instances => "Instances:",
             Section::Readiness => "Readiness and health:",
             Section::Sockets => "Sockets, reload, cluster:",
+            Section::Context => "The child's environment, directory and user:",
         }
     }
 }
@@ -340,6 +343,34 @@ pub const OPTIONS: &[OptSpec] = &[
         Sockets,
         "N",
         "with -d: start NAME-1 .. NAME-N, each its own keepup\n(implies --reuseport with --listen)",
+    ),
+    opt(
+        "env-file",
+        None,
+        Context,
+        "FILE",
+        "variables for the child (NAME=value lines), read again before\nevery start; repeatable, a later file wins",
+    ),
+    opt(
+        "env",
+        Some('e'),
+        Context,
+        "NAME=VALUE",
+        "one variable for the child; repeatable; wins over env files",
+    ),
+    opt(
+        "cwd",
+        None,
+        Context,
+        "DIR",
+        "the child's working directory, entered by path before every start",
+    ),
+    opt(
+        "user",
+        Some('u'),
+        Context,
+        "USER[:GROUP]",
+        "run the child (and probes) as USER, in a session of its own",
     ),
 ];
 

@@ -49,6 +49,13 @@ pub struct Config {
     /// Which of the `-i` instances this keepup is (1-based), set by the
     /// fan-out in main; `KEEPUP_INSTANCE` for the child.
     pub instance: Option<u32>,
+    /// `--env-file`, in order (a later file wins).
+    pub env_files: Vec<PathBuf>,
+    /// `--env NAME=VALUE`, in order; they win over the files.
+    pub env: Vec<(String, OsString)>,
+    pub cwd: Option<PathBuf>,
+    /// `--user` as given; resolved (`users::resolve`) before the first start.
+    pub user: Option<String>,
 }
 
 /// How a run becomes ready (SPEC section 8). With none of these options a
@@ -338,6 +345,43 @@ impl Config {
             }
         }
 
+        let env_files = r
+            .settings
+            .get_all("env-file")
+            .into_iter()
+            .map(|s| {
+                if s.value.is_empty() {
+                    Err(UsageError(format!("empty file name for {}", s.origin)))
+                } else {
+                    Ok(PathBuf::from(&s.value))
+                }
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let env = r
+            .settings
+            .get_all("env")
+            .into_iter()
+            .map(|s| match s.value.split_once('=') {
+                Some((k, v)) if crate::envfile::valid_name(k.as_bytes()) => {
+                    Ok((k.to_string(), OsString::from(v)))
+                }
+                Some((k, _)) => Err(UsageError(format!(
+                    "invalid variable name '{k}' for {}: letters, digits and _, not starting with a digit",
+                    s.origin
+                ))),
+                None => Err(UsageError(format!(
+                    "invalid value '{}' for {}: expected NAME=VALUE",
+                    s.value, s.origin
+                ))),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let cwd = r.path("cwd")?;
+        let user = match r.raw("user") {
+            Some(("", origin)) => return Err(UsageError(format!("empty user for {origin}"))),
+            Some((u, _)) => Some(u.to_string()),
+            None => None,
+        };
+
         Ok(Config {
             name,
             command,
@@ -357,6 +401,10 @@ impl Config {
             backlog,
             instances,
             instance: None,
+            env_files,
+            env,
+            cwd,
+            user,
         })
     }
 }
@@ -506,6 +554,9 @@ mod tests {
             "PORT" => "3000",
             "CMD" => "true",
             "[NAME=]ADDR" => "web=3001",
+            "NAME=VALUE" => "A=1",
+            "DIR" => "/",
+            "USER[:GROUP]" => "root",
             "URL" => "http://127.0.0.1:1/",
             other => panic!("no sample value for {other}: add one here"),
         };

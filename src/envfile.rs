@@ -101,7 +101,9 @@ pub fn parse(input: &[u8]) -> Result<Vec<(String, OsString)>, Invalid> {
         };
         let name = trim(&t[..eq]);
         if !valid_name(name) {
-            return Err(invalid("a name is letters, digits and _, not starting with a digit"));
+            return Err(invalid(
+                "a name is letters, digits and _, not starting with a digit",
+            ));
         }
         // The value starts after `=` in the whole text (a quoted one may run
         // past this line); `t` is a part of `text`, so its offset is the

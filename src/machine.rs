@@ -50,6 +50,9 @@ pub struct Rules {
     pub tty: bool,
     /// `--ready-timeout`: also the longest a reload waits for its new run.
     pub ready_timeout: Duration,
+    /// `--user`: the child leads a session of its own, where the kernel
+    /// discards job-control stops (an orphaned group): SIGSTOP instead.
+    pub own_session: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -916,7 +919,12 @@ impl Machine {
                 // Job control (SPEC 4): the child's group stops with the same
                 // signal, then keepup itself, so the shell sees the job stop.
                 if self.child_alive() {
-                    out.push(Action::SignalRun(sig));
+                    let stop = if rules.own_session {
+                        libc::SIGSTOP
+                    } else {
+                        sig
+                    };
+                    out.push(Action::SignalRun(stop));
                 }
                 if rules.tty {
                     out.push(Action::TakeTerminal);
@@ -1155,6 +1163,7 @@ mod tests {
             max_memory: Some(1000),
             tty: false,
             ready_timeout: Duration::from_secs(60),
+            own_session: false,
         }
     }
 

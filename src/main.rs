@@ -83,6 +83,40 @@ fn start(cfg: config::Config, inherited: signals::Inherited, parent: i32) -> Sta
             return failed(exit::USAGE);
         }
     };
+    // The child's context, checked before anything starts (SPEC 10): the
+    // user and group exist (and keepup may become them), the directory
+    // exists, every env file reads and parses.
+    let user = match cfg.user.as_deref().map(keepup::users::resolve).transpose() {
+        Ok(u) => u,
+        Err(why) => {
+            complain(&format!(
+                "invalid user '{}' for --user: {why}",
+                cfg.user.as_deref().unwrap_or("")
+            ));
+            return failed(exit::USAGE);
+        }
+    };
+    if let Some(dir) = &cfg.cwd
+        && !dir.is_dir()
+    {
+        complain(&format!(
+            "invalid directory '{}' for --cwd: {}",
+            dir.display(),
+            match std::fs::metadata(dir) {
+                Ok(_) => "not a directory".to_string(),
+                Err(e) => keepup::diag::os_reason(&e),
+            }
+        ));
+        return failed(exit::USAGE);
+    }
+    let home = keepup::state::folder();
+    let context = match keepup::context::Context::new(&cfg, user, Some(home)) {
+        Ok(c) => c,
+        Err(why) => {
+            complain(&why);
+            return failed(exit::USAGE);
+        }
+    };
     // Bound before anything else happens, so a port that is taken fails
     // the start with nothing begun.
     let listeners = match keepup::sockets::bind_all(&cfg.listen, cfg.reuseport, cfg.backlog) {
@@ -92,6 +126,10 @@ fn start(cfg: config::Config, inherited: signals::Inherited, parent: i32) -> Sta
             return failed(exit::FAILURE);
         }
     };
+    // A unix socket belongs to the user the child runs as.
+    if let Some(u) = &context.user {
+        keepup::sockets::give_to(&listeners, u.uid, u.gid);
+    }
     let notify = match cfg.probes.ready {
         Some(keepup::config::ReadyCheck::Notify) => match keepup::notify::NotifySocket::bind() {
             Ok(n) => Some(n),
@@ -169,6 +207,7 @@ fn start(cfg: config::Config, inherited: signals::Inherited, parent: i32) -> Sta
             http_target,
             listeners,
             notify,
+            context,
         })
         .run(),
     )

@@ -395,7 +395,29 @@ mod tests {
             "{req}"
         );
         drop(p);
-        // Nothing listens now: refused.
+        // A port bound but not listening refuses, and stays ours while the
+        // probe runs (a freed port could be taken by a test in parallel).
+        let closed = unsafe {
+            let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+            let (ss, len) = sockaddr(&"127.0.0.1:0".parse().unwrap());
+            assert_eq!(
+                libc::bind(fd, (&ss as *const libc::sockaddr_storage).cast(), len),
+                0
+            );
+            fd
+        };
+        let port = unsafe {
+            let mut sin: libc::sockaddr_in = std::mem::zeroed();
+            let mut len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+            libc::getsockname(
+                closed,
+                (&mut sin as *mut libc::sockaddr_in).cast(),
+                &mut len,
+            );
+            u16::from_be(sin.sin_port)
+        };
+        let url = HttpUrl::parse(&format!("http://127.0.0.1:{port}/hz")).unwrap();
+        let target = HttpTarget::resolve(&url).unwrap();
         let refused = HttpProbe::start(&target).and_then(|mut p| {
             let mut pfd = libc::pollfd {
                 fd: p.fd(),
@@ -406,5 +428,6 @@ mod tests {
             p.advance().unwrap_or(Ok(())).map(|_| p)
         });
         assert_eq!(refused.err(), Some("connection refused".into()));
+        unsafe { libc::close(closed) };
     }
 }

@@ -288,6 +288,14 @@ pub fn bind_all(specs: &[Listen], reuseport: bool, backlog: u32) -> Result<Vec<L
     Ok(out)
 }
 
+/// `--user`: the files of `unix:` sockets belong to the child's user, so
+/// it may remove or re-create them as it would its own. Best-effort.
+pub fn give_to(listeners: &[Listener], uid: u32, gid: u32) {
+    for path in listeners.iter().filter_map(|l| l.unix_path.as_ref()) {
+        let _ = std::os::unix::fs::chown(path, Some(uid), Some(gid));
+    }
+}
+
 /// The fds a run gets: `(keepup's fd, the child's)`.
 pub fn child_fds(listeners: &[Listener]) -> Vec<(RawFd, i32)> {
     listeners

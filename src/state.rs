@@ -275,6 +275,11 @@ pub struct Snapshot {
     pub reload: String,
     /// The last `STATUS=` of `--notify`.
     pub status_text: String,
+    /// The child's working directory (`--cwd` against keepup's own), its
+    /// `--user` as given, and its env files (paths, never values).
+    pub child_cwd: PathBuf,
+    pub user: String,
+    pub env_files: Vec<PathBuf>,
 }
 
 /// `%`-escapes bytes that would break a `key=value` line.
@@ -344,6 +349,11 @@ impl Snapshot {
         kv("reload_seq", self.reload_seq.to_string());
         kv("reload", escape(self.reload.as_bytes()));
         kv("status_text", escape(self.status_text.as_bytes()));
+        kv("child_cwd", escape(self.child_cwd.as_os_str().as_bytes()));
+        kv("user", escape(self.user.as_bytes()));
+        for (i, f) in self.env_files.iter().enumerate() {
+            kv(&format!("env_file{i}"), escape(f.as_os_str().as_bytes()));
+        }
         for (i, a) in self.command.iter().enumerate() {
             kv(&format!("arg{i}"), escape(a.as_bytes()));
         }
@@ -354,6 +364,7 @@ impl Snapshot {
         let mut snap = Snapshot::default();
         let text = String::from_utf8_lossy(text);
         let mut args: Vec<(usize, OsString)> = Vec::new();
+        let mut files: Vec<(usize, PathBuf)> = Vec::new();
         for line in text.lines() {
             let Some((k, v)) = line.split_once('=') else {
                 continue;
@@ -381,15 +392,22 @@ impl Snapshot {
                 "reload_seq" => snap.reload_seq = v.parse().unwrap_or(0),
                 "reload" => snap.reload = string(),
                 "status_text" => snap.status_text = string(),
+                "child_cwd" => snap.child_cwd = PathBuf::from(OsStr::from_bytes(&raw)),
+                "user" => snap.user = string(),
                 _ => {
                     if let Some(i) = k.strip_prefix("arg").and_then(|i| i.parse().ok()) {
                         args.push((i, OsString::from_vec(raw.clone())));
+                    } else if let Some(i) = k.strip_prefix("env_file").and_then(|i| i.parse().ok())
+                    {
+                        files.push((i, PathBuf::from(OsString::from_vec(raw.clone()))));
                     }
                 }
             }
         }
         args.sort_by_key(|(i, _)| *i);
         snap.command = args.into_iter().map(|(_, a)| a).collect();
+        files.sort_by_key(|(i, _)| *i);
+        snap.env_files = files.into_iter().map(|(_, f)| f).collect();
         snap
     }
 }
@@ -558,9 +576,12 @@ mod tests {
             reload_seq: 2,
             reload: "reloaded 4 5".into(),
             status_text: "serving".into(),
+            child_cwd: "/srv/app/current".into(),
+            user: "node".into(),
+            env_files: vec![".env".into(), "/etc/app.env".into()],
         };
         let text = snap.encode();
-        assert_eq!(text.lines().count(), 19 + 3);
+        assert_eq!(text.lines().count(), 21 + 3 + 2);
         assert_eq!(Snapshot::decode(text.as_bytes()), snap);
     }
 

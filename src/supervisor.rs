@@ -15,8 +15,9 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use crate::checks::{self, Checks};
-use crate::child::{Env, SpawnError, SpawnSpec, spawn};
+use crate::child::{SpawnError, SpawnSpec, spawn};
 use crate::config::Config;
+use crate::context::Context;
 use crate::logs::{Logs, Pipes, Stream};
 use crate::machine::{Action, Event, Machine, Rules, Seen, later};
 use crate::memory::Sampler;
@@ -67,6 +68,7 @@ pub struct Parts {
     pub listeners: Vec<Listener>,
     /// `--notify`: the socket the child's tree reports to.
     pub notify: Option<NotifySocket>,
+    pub context: Context,
 }
 
 pub struct Supervisor {
@@ -107,8 +109,8 @@ pub struct Supervisor {
     /// `--listen` sockets, held for keepup's whole life.
     listeners: Vec<Listener>,
     notify: Option<NotifySocket>,
-    /// The environment every run starts with.
-    env: Env,
+    /// The environment, directory and user every run starts with.
+    context: Context,
     events: VecDeque<Event>,
     sig_buf: Vec<i32>,
 }
@@ -125,13 +127,16 @@ impl Supervisor {
             http_target,
             listeners,
             notify,
+            mut context,
         } = parts;
+        protocol_vars(&mut context, &cfg, &listeners, notify.as_ref());
         // SAFETY: getpid/getpgrp have no arguments.
         let (my_pid, my_pgrp) = unsafe { (libc::getpid(), libc::getpgrp()) };
         // Inside an npm script keepup shares npm's (foreground) group, but the
         // terminal stays npm's: Ctrl-C then reaches keepup, which forwards it.
         let in_npm = std::env::var_os("npm_lifecycle_event").is_some();
-        let tty = cfg.own_group && !in_npm && crate::sys::in_foreground();
+        // A `--user` child has a session of its own: never keepup's terminal.
+        let tty = cfg.own_group && !in_npm && cfg.user.is_none() && crate::sys::in_foreground();
         let snapshot = Snapshot {
             name: cfg.name.clone(),
             keepup_pid: my_pid,
@@ -141,6 +146,12 @@ impl Supervisor {
             err_log: cfg.logs.err.clone(),
             command: cfg.command.clone(),
             cwd: std::env::current_dir().unwrap_or_default(),
+            child_cwd: {
+                let here = std::env::current_dir().unwrap_or_default();
+                cfg.cwd.as_ref().map_or(here.clone(), |d| here.join(d))
+            },
+            user: cfg.user.clone().unwrap_or_default(),
+            env_files: cfg.env_files.clone(),
             kill_timeout_ms: cfg.kill_timeout.as_millis() as u64,
             ..Snapshot::default()
         };
@@ -153,6 +164,7 @@ impl Supervisor {
             max_memory: cfg.max_memory,
             tty,
             ready_timeout: cfg.probes.ready_timeout,
+            own_session: cfg.user.is_some(),
         };
         Supervisor {
             machine: Machine::new(Instant::now()),
@@ -167,7 +179,7 @@ impl Supervisor {
             detach_notify,
             report: None,
             http_target,
-            env: child_env(&cfg, &listeners, notify.as_ref()),
+            context,
             listeners,
             notify,
             cfg,
@@ -353,10 +365,15 @@ impl Supervisor {
         &mut self,
         now: Instant,
     ) -> Result<(Run, bool, Option<checks::Event>), (i32, String)> {
+        for problem in self.context.refresh() {
+            self.logs.event(&problem);
+        }
         let mut checks = Checks::new(
             self.cfg.probes.clone(),
             self.http_target.clone(),
             self.inherited,
+            self.context.user.clone(),
+            self.cfg.cwd.clone(),
         );
         let ready_pipe = checks.ready_pipe_for_child();
         let spawned = match &ready_pipe {
@@ -376,7 +393,9 @@ impl Supervisor {
                     take_terminal: self.rules.tty && self.run.is_none(),
                     inherited: self.inherited,
                     extra_fds: &extra,
-                    env: Some(&self.env),
+                    env: Some(self.context.env()),
+                    cwd: self.cfg.cwd.as_deref(),
+                    user: self.context.user.as_ref(),
                 })
             }
         };
@@ -404,8 +423,18 @@ impl Supervisor {
             Err(e) => {
                 let program = self.cfg.command[0].to_string_lossy();
                 let reason = crate::diag::os_reason(e.error());
-                let why = match e {
+                let why = match &e {
                     SpawnError::Other(_) => format!("cannot start '{program}': {reason}"),
+                    SpawnError::Setup(what, _) => {
+                        let detail = match (what, &self.cfg.cwd, &self.context.user) {
+                            (w, Some(d), _) if w.contains("directory") => {
+                                format!(" '{}'", d.display())
+                            }
+                            (w, _, Some(u)) if w.contains("user") => format!(" '{}'", u.spec),
+                            _ => String::new(),
+                        };
+                        format!("cannot start '{program}': {what}{detail}: {reason}")
+                    }
                     _ => format!("cannot run '{program}': {reason}"),
                 };
                 Err((e.status(), why))
@@ -859,34 +888,33 @@ impl Supervisor {
     }
 }
 
-/// The environment of every run: keepup's own, with the instance's name
-/// (and number under `-i`), and the socket-activation variables when keepup
-/// listens (inherited ones replaced: they described keepup's own sockets).
-fn child_env(cfg: &Config, listeners: &[Listener], notify: Option<&NotifySocket>) -> Env {
-    let mut env = Env::inherit();
-    env.set("KEEPUP_INSTANCE_NAME", &cfg.name);
-    if let Some(k) = cfg.instance {
-        env.set("KEEPUP_INSTANCE", k.to_string());
-    }
+/// What keepup tells every run through its environment: the
+/// socket-activation variables when it listens (inherited ones replaced:
+/// they described keepup's own sockets) and the notify socket.
+fn protocol_vars(
+    context: &mut Context,
+    cfg: &Config,
+    listeners: &[Listener],
+    notify: Option<&NotifySocket>,
+) {
     if !listeners.is_empty() {
         for (k, v) in crate::sockets::child_vars(listeners) {
-            env.set(k, v);
+            context.set_own(k, v);
         }
-        env.set_child_pid("LISTEN_PID");
+        context.set_child_pid("LISTEN_PID");
     }
     if let Some(n) = notify {
-        env.set("NOTIFY_SOCKET", &n.address);
+        context.set_own("NOTIFY_SOCKET", &n.address);
         // As systemd does, so that sd_watchdog_enabled() says yes.
         if let Some(d) = cfg.probes.watchdog {
-            env.set("WATCHDOG_USEC", d.as_micros().to_string());
-            env.set_child_pid("WATCHDOG_PID");
+            context.set_own("WATCHDOG_USEC", d.as_micros().to_string());
+            context.set_child_pid("WATCHDOG_PID");
         }
     } else {
         // An inherited NOTIFY_SOCKET is keepup's own supervisor's: the child
         // must not report to it as if it were keepup.
-        env.remove("NOTIFY_SOCKET");
+        context.remove("NOTIFY_SOCKET");
     }
-    env
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

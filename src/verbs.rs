@@ -309,6 +309,9 @@ struct Row {
     ready: bool,
     probe: String,
     status_text: String,
+    cwd: String,
+    user: String,
+    env_files: Vec<String>,
     command: Vec<String>,
 }
 
@@ -336,6 +339,14 @@ impl Row {
             ready: e.live && e.snap.ready,
             probe: e.snap.probe.clone(),
             status_text: e.snap.status_text.clone(),
+            cwd: e.snap.child_cwd.display().to_string(),
+            user: e.snap.user.clone(),
+            env_files: e
+                .snap
+                .env_files
+                .iter()
+                .map(|f| f.display().to_string())
+                .collect(),
             command: e
                 .snap
                 .command
@@ -441,7 +452,7 @@ fn to_json(rows: &[Row]) -> String {
         .iter()
         .map(|r| {
             format!(
-                "{{\"name\":{},\"state\":{},\"pid\":{},\"keepup_pid\":{},\"uptime_ms\":{},\"restarts\":{},\"memory_bytes\":{},\"last_exit\":{},\"log\":{},\"ready\":{},\"last_probe\":{},\"status_text\":{},\"command\":[{}]}}",
+                "{{\"name\":{},\"state\":{},\"pid\":{},\"keepup_pid\":{},\"uptime_ms\":{},\"restarts\":{},\"memory_bytes\":{},\"last_exit\":{},\"log\":{},\"ready\":{},\"last_probe\":{},\"status_text\":{},\"cwd\":{},\"user\":{},\"env_files\":[{}],\"command\":[{}]}}",
                 json_str(&r.name),
                 json_str(&r.state),
                 opt(r.pid.map(|p| p.to_string())),
@@ -454,6 +465,9 @@ fn to_json(rows: &[Row]) -> String {
                 r.ready,
                 if r.probe.is_empty() { "null".into() } else { json_str(&r.probe) },
                 if r.status_text.is_empty() { "null".into() } else { json_str(&r.status_text) },
+                json_str(&r.cwd),
+                if r.user.is_empty() { "null".into() } else { json_str(&r.user) },
+                r.env_files.iter().map(|f| json_str(f)).collect::<Vec<_>>().join(","),
                 r.command.iter().map(|a| json_str(a)).collect::<Vec<_>>().join(",")
             )
         })
