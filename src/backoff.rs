@@ -30,6 +30,9 @@ pub enum RunEnd {
     /// Not ready within `--ready-timeout`: stopped, and handled as a crash
     /// that is always unstable.
     NotReady,
+    /// A watched file changed (SPEC 11): restarted at once, never counted
+    /// as unstable, and it clears the unstable count.
+    Watch,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -83,6 +86,13 @@ pub fn decide(
     match end {
         RunEnd::Shutdown => return Decision::Exit,
         RunEnd::Requested => {
+            counters.restarts += 1;
+            return Decision::Restart {
+                after: Duration::ZERO,
+            };
+        }
+        RunEnd::Watch => {
+            counters.unstable = 0;
             counters.restarts += 1;
             return Decision::Restart {
                 after: Duration::ZERO,

@@ -22,10 +22,11 @@ pub enum Section {
     Readiness,
     Sockets,
     Context,
+    Watch,
 }
 
 impl Section {
-    const ALL: [Section; 8] = [
+    const ALL: [Section; 9] = [
         Section::Restart,
         Section::Memory,
         Section::Stopping,
@@ -34,6 +35,7 @@ impl Section {
         Section::Readiness,
         Section::Sockets,
         Section::Context,
+        Section::Watch,
     ];
 
     fn title(self) -> &'static str {
@@ -46,6 +48,7 @@ impl Section {
             Section::Readiness => "Readiness and health:",
             Section::Sockets => "Sockets, reload, cluster:",
             Section::Context => "The child's environment, directory and user:",
+            Section::Watch => "Watch mode (development):",
         }
     }
 }
@@ -371,6 +374,34 @@ pub const OPTIONS: &[OptSpec] = &[
         Context,
         "USER[:GROUP]",
         "run the child (and probes) as USER, in a session of its own",
+    ),
+    opt(
+        "watch",
+        Some('w'),
+        Watch,
+        "PATH",
+        "restart when a file under PATH changes; repeatable",
+    ),
+    opt(
+        "watch-ignore",
+        None,
+        Watch,
+        "PATTERN",
+        "ignore a name (dist, *.test.js) or a path under PATH (logs/*);\nrepeatable, added to .git, node_modules, dot-names, keepup's files",
+    ),
+    opt(
+        "watch-ext",
+        None,
+        Watch,
+        "LIST",
+        "only these extensions count, e.g. js,mjs,json [default: all]",
+    ),
+    opt(
+        "watch-delay",
+        None,
+        Watch,
+        "DUR",
+        "restart once no change came for DUR [default: 200ms]",
     ),
 ];
 

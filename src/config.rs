@@ -56,6 +56,11 @@ pub struct Config {
     pub cwd: Option<PathBuf>,
     /// `--user` as given; resolved (`users::resolve`) before the first start.
     pub user: Option<String>,
+    /// `--watch` PATHs (each exists), and what counts as a change.
+    pub watch: Vec<PathBuf>,
+    pub watch_ignore: Vec<String>,
+    pub watch_ext: Option<Vec<String>>,
+    pub watch_delay: Duration,
 }
 
 /// How a run becomes ready (SPEC section 8). With none of these options a
@@ -382,6 +387,47 @@ impl Config {
             None => None,
         };
 
+        let watch = r
+            .settings
+            .get_all("watch")
+            .into_iter()
+            .map(|s| {
+                let p = PathBuf::from(&s.value);
+                match std::fs::metadata(&p) {
+                    _ if s.value.is_empty() => {
+                        Err(UsageError(format!("empty path for {}", s.origin)))
+                    }
+                    Ok(_) => Ok(p),
+                    Err(e) => Err(UsageError(format!(
+                        "invalid path '{}' for {}: {}",
+                        s.value,
+                        s.origin,
+                        crate::diag::os_reason(&e)
+                    ))),
+                }
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let watch_ignore = r
+            .settings
+            .get_all("watch-ignore")
+            .into_iter()
+            .map(|s| s.value.clone())
+            .filter(|p| !p.is_empty())
+            .collect();
+        let watch_ext = r.optional("watch-ext", "extension list", |v| {
+            let exts: Vec<String> = v
+                .split(',')
+                .map(|e| e.trim().trim_start_matches('.').to_string())
+                .filter(|e| !e.is_empty())
+                .collect();
+            if exts.is_empty() {
+                Err("an empty list: give extensions like js,mjs,json".into())
+            } else {
+                Ok(exts)
+            }
+        })?;
+        let watch_delay = r.duration("watch-delay", "200ms")?;
+
         Ok(Config {
             name,
             command,
@@ -405,6 +451,10 @@ impl Config {
             env,
             cwd,
             user,
+            watch,
+            watch_ignore,
+            watch_ext,
+            watch_delay,
         })
     }
 }
@@ -557,6 +607,9 @@ mod tests {
             "NAME=VALUE" => "A=1",
             "DIR" => "/",
             "USER[:GROUP]" => "root",
+            "PATH" => "/",
+            "PATTERN" => "dist",
+            "LIST" => "js,json",
             "URL" => "http://127.0.0.1:1/",
             other => panic!("no sample value for {other}: add one here"),
         };

@@ -28,3 +28,4 @@ pub mod sys;
 pub mod units;
 pub mod users;
 pub mod verbs;
+pub mod watch;

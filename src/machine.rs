@@ -53,6 +53,8 @@ pub struct Rules {
     /// `--user`: the child leads a session of its own, where the kernel
     /// discards job-control stops (an orphaned group): SIGSTOP instead.
     pub own_session: bool,
+    /// `--watch`: a run that ends for good waits for a change instead.
+    pub watch: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -84,6 +86,9 @@ pub enum State {
     Draining { abandon_at: Instant },
     /// Supervision is over: keepup exits with `status`.
     Done { status: i32, gave_up: bool },
+    /// `--watch`: the run ended for good (gave up, or the policy said no
+    /// restart); the next change starts it again.
+    Waiting { gave_up: bool },
 }
 
 /// What is left of a run, as the loop sees it after a turn.
@@ -147,6 +152,10 @@ pub enum Event {
     /// `--watchdog`: no ping for this long.
     Watchdog {
         after: Duration,
+    },
+    /// `--watch`: files changed and the quiet period passed.
+    Change {
+        path: String,
     },
     /// A memory sample of keepup's whole tree.
     Memory {
@@ -269,6 +278,9 @@ pub struct Machine {
     first: bool,
     pub reload: Option<Reload>,
     pub retiring: Option<Retiring>,
+    /// A change that came while the run was stopping or starting: it
+    /// restarts the run once it is up (never lost, never a storm).
+    change_pending: Option<String>,
 }
 
 impl Machine {
@@ -283,6 +295,7 @@ impl Machine {
             first: true,
             reload: None,
             retiring: None,
+            change_pending: None,
         }
     }
 
@@ -313,7 +326,11 @@ impl Machine {
                 recheck,
             } => Some(recheck.map_or(abandon_at, |r| r.min(abandon_at))),
             State::Draining { abandon_at } => Some(abandon_at),
-            State::Spawning | State::Up { .. } | State::Killing | State::Done { .. } => None,
+            State::Spawning
+            | State::Up { .. }
+            | State::Killing
+            | State::Done { .. }
+            | State::Waiting { .. } => None,
         }
     }
 
@@ -353,8 +370,12 @@ impl Machine {
             | State::Leftovers { .. }
             | State::LeftoversKilled { .. }
             | State::Draining { .. } => RunState::Stopping,
-            State::Done { gave_up: false, .. } => RunState::Stopped,
-            State::Done { gave_up: true, .. } => RunState::GaveUp,
+            State::Done { gave_up: false, .. } | State::Waiting { gave_up: false } => {
+                RunState::Stopped
+            }
+            State::Done { gave_up: true, .. } | State::Waiting { gave_up: true } => {
+                RunState::GaveUp
+            }
         }
     }
 
@@ -453,6 +474,7 @@ impl Machine {
                     self.begin_stop(RunEnd::FaultRestart, None, now, rules, &mut out);
                 }
             }
+            Event::Change { path } => self.on_change(path, now, rules, &mut out),
             Event::NextStarted { pid, gated } => {
                 if let Some(r) = self.reload.as_mut()
                     && r.pid == 0
@@ -500,6 +522,30 @@ impl Machine {
             } => self.observe_retiring(group_alive, drained, now, &mut out),
         }
         out
+    }
+
+    /// `--watch`: a change restarts the run at once (SPEC 11).
+    fn on_change(&mut self, path: String, now: Instant, rules: &Rules, out: &mut Actions) {
+        match self.state {
+            State::Up { .. } if self.reload.is_none() => {
+                out.push(Action::Log(format!("change: {path}; restarting")));
+                self.begin_stop(RunEnd::Watch, None, now, rules, out);
+            }
+            State::Pending { .. } | State::Waiting { .. } => {
+                out.push(Action::Log(format!("change: {path}; restarting")));
+                // A fresh start: the unstable count and backoff begin anew.
+                self.counters.unstable = 0;
+                self.state = State::Spawning;
+                out.push(Action::Start);
+            }
+            State::Done { .. } => {}
+            // Stopping or starting: once more when the new run is up.
+            _ => {
+                if !self.shutdown && self.change_pending.is_none() {
+                    self.change_pending = Some(path);
+                }
+            }
+        }
     }
 
     /// Control::Reload: a new run beside the current one (SPEC 9).
@@ -710,6 +756,9 @@ impl Machine {
         if self.shutdown {
             // A stop came while the run was being started.
             self.begin_stop(RunEnd::Shutdown, None, now, rules, out);
+        } else if let Some(path) = self.change_pending.take() {
+            out.push(Action::Log(format!("change: {path}; restarting")));
+            self.begin_stop(RunEnd::Watch, None, now, rules, out);
         }
     }
 
@@ -989,10 +1038,10 @@ impl Machine {
         }
         match self.state {
             State::Up { .. } => self.begin_stop(RunEnd::Shutdown, Some(sig), now, rules, out),
-            State::Pending { .. } => {
+            State::Pending { .. } | State::Waiting { .. } => {
                 self.state = State::Done {
                     status: self.last_exit.map_or(0, ExitKind::status),
-                    gave_up: false,
+                    gave_up: matches!(self.state, State::Waiting { gave_up: true }),
                 };
             }
             // Spawning: handled when the run has started. A run already
@@ -1111,9 +1160,14 @@ impl Machine {
                     });
                 }
                 out.push(Action::Log(line));
-                self.state = State::Done {
-                    status: exit.status(),
-                    gave_up: false,
+                self.state = if rules.watch && end != RunEnd::Shutdown {
+                    out.push(Action::Log("waiting for a change".into()));
+                    State::Waiting { gave_up: false }
+                } else {
+                    State::Done {
+                        status: exit.status(),
+                        gave_up: false,
+                    }
                 };
             }
             Decision::GiveUp => {
@@ -1130,9 +1184,14 @@ impl Machine {
                         exit.describe()
                     )
                 }));
-                self.state = State::Done {
-                    status: exit.status(),
-                    gave_up: true,
+                self.state = if rules.watch {
+                    out.push(Action::Log("gave up; waiting for a change".into()));
+                    State::Waiting { gave_up: true }
+                } else {
+                    State::Done {
+                        status: exit.status(),
+                        gave_up: true,
+                    }
                 };
             }
         }
@@ -1164,6 +1223,7 @@ mod tests {
             tty: false,
             ready_timeout: Duration::from_secs(60),
             own_session: false,
+            watch: false,
         }
     }
 
@@ -2202,5 +2262,123 @@ mod tests {
                 why: "a reload is already in progress".into()
             })]
         );
+    }
+
+    fn change(m: &mut Machine, r: &Rules, t: Instant, path: &str) -> Actions {
+        m.step(Event::Change { path: path.into() }, t, r)
+    }
+
+    #[test]
+    fn a_change_restarts_at_once_and_is_never_unstable() {
+        let (mut r, t0) = (rules(), Instant::now());
+        r.watch = true;
+        let mut m = up(&r, t0);
+        m.counters.unstable = 3;
+        let a = change(&mut m, &r, t0, "src/index.js");
+        assert_eq!(
+            a,
+            vec![
+                Log("change: src/index.js; restarting".into()),
+                SignalRun(libc::SIGTERM)
+            ]
+        );
+        let a = m.step(
+            Event::ChildExited {
+                exit: ExitKind::Signal(libc::SIGTERM),
+                seen: CLEAN,
+            },
+            t0 + MS,
+            &r,
+        );
+        assert_eq!(
+            logs(&a),
+            vec!["killed by SIGTERM after 1ms; restarting in 0ms"]
+        );
+        assert_eq!(m.counters.unstable, 0, "a watch restart clears the count");
+    }
+
+    #[test]
+    fn changes_while_stopping_or_starting_give_one_more_restart() {
+        let (mut r, t0) = (rules(), Instant::now());
+        r.watch = true;
+        let mut m = up(&r, t0);
+        change(&mut m, &r, t0, "a.js");
+        // Two more bursts during the stop: one restart more, not two.
+        assert_eq!(change(&mut m, &r, t0, "b.js"), vec![]);
+        assert_eq!(change(&mut m, &r, t0, "c.js"), vec![]);
+        m.step(
+            Event::ChildExited {
+                exit: ExitKind::Signal(libc::SIGTERM),
+                seen: CLEAN,
+            },
+            t0,
+            &r,
+        );
+        m.step(Event::Deadline, t0, &r);
+        let a = m.step(
+            Event::Started {
+                pid: 50,
+                gated: false,
+            },
+            t0,
+            &r,
+        );
+        assert!(a.contains(&Log("change: b.js; restarting".into())), "{a:?}");
+        assert!(a.contains(&SignalRun(libc::SIGTERM)));
+        m.step(
+            Event::ChildExited {
+                exit: ExitKind::Signal(libc::SIGTERM),
+                seen: CLEAN,
+            },
+            t0,
+            &r,
+        );
+        m.step(Event::Deadline, t0, &r);
+        let a = m.step(
+            Event::Started {
+                pid: 51,
+                gated: false,
+            },
+            t0,
+            &r,
+        );
+        assert_eq!(logs(&a), vec!["started pid 51"], "no storm");
+    }
+
+    #[test]
+    fn with_watch_giving_up_waits_for_a_change() {
+        let (mut r, t0) = (rules(), Instant::now());
+        r.watch = true;
+        r.policy.max_restarts = Some(0);
+        let mut m = up(&r, t0);
+        let a = m.step(
+            Event::ChildExited {
+                exit: ExitKind::Code(1),
+                seen: CLEAN,
+            },
+            t0,
+            &r,
+        );
+        assert_eq!(logs(&a).last(), Some(&"gave up; waiting for a change"));
+        assert_eq!(m.done(), None, "keepup lives on");
+        assert_eq!(m.published(), RunState::GaveUp);
+        assert_eq!(m.deadline(), None, "and sleeps");
+        let a = change(&mut m, &r, t0, "src/fixed.js");
+        assert_eq!(
+            a,
+            vec![Log("change: src/fixed.js; restarting".into()), Start]
+        );
+        // A stop while waiting ends keepup with the last status.
+        let mut m = up(&r, t0);
+        m.step(
+            Event::ChildExited {
+                exit: ExitKind::Code(4),
+                seen: CLEAN,
+            },
+            t0,
+            &r,
+        );
+        m.step(Event::Signal(libc::SIGTERM), t0, &r);
+        assert_eq!(m.done(), Some(4));
     }
 }

@@ -29,6 +29,7 @@ use crate::run::Run;
 use crate::signals::{Inherited, SignalPipe};
 use crate::sockets::Listener;
 use crate::state::{Instance, Snapshot};
+use crate::watch::Watcher;
 
 /// State writes closer together than this are merged (see `publish`).
 const PUBLISH_GAP: Duration = Duration::from_millis(50);
@@ -111,8 +112,15 @@ pub struct Supervisor {
     notify: Option<NotifySocket>,
     /// The environment, directory and user every run starts with.
     context: Context,
+    /// `--watch`: the watcher, the first change of the current quiet
+    /// period, and when that period ends.
+    watcher: Option<Watcher>,
+    changed: Option<String>,
+    quiet_until: Option<Instant>,
     events: VecDeque<Event>,
     sig_buf: Vec<i32>,
+    /// Said once supervision starts (inotify limits).
+    startup_warnings: Vec<String>,
 }
 
 impl Supervisor {
@@ -130,6 +138,7 @@ impl Supervisor {
             mut context,
         } = parts;
         protocol_vars(&mut context, &cfg, &listeners, notify.as_ref());
+        let (watcher, watch_warnings) = watcher_for(&cfg);
         // SAFETY: getpid/getpgrp have no arguments.
         let (my_pid, my_pgrp) = unsafe { (libc::getpid(), libc::getpgrp()) };
         // Inside an npm script keepup shares npm's (foreground) group, but the
@@ -165,6 +174,7 @@ impl Supervisor {
             tty,
             ready_timeout: cfg.probes.ready_timeout,
             own_session: cfg.user.is_some(),
+            watch: !cfg.watch.is_empty(),
         };
         Supervisor {
             machine: Machine::new(Instant::now()),
@@ -180,6 +190,9 @@ impl Supervisor {
             report: None,
             http_target,
             context,
+            watcher,
+            changed: None,
+            quiet_until: None,
             listeners,
             notify,
             cfg,
@@ -201,11 +214,15 @@ impl Supervisor {
             last_rss: None,
             events: VecDeque::new(),
             sig_buf: Vec::with_capacity(64),
+            startup_warnings: watch_warnings,
         }
     }
 
     /// Supervises until the end; returns keepup's exit status.
     pub fn run(mut self) -> i32 {
+        for w in std::mem::take(&mut self.startup_warnings) {
+            self.logs.event(&w);
+        }
         // The machine starts with its first start due now.
         self.handle(Event::Deadline, Instant::now());
         loop {
@@ -511,6 +528,10 @@ impl Supervisor {
             fds.push(pollfd(n.fd(), libc::POLLIN));
             what.push(Slot::Notify);
         }
+        if let Some(w) = &self.watcher {
+            fds.push(pollfd(w.fd(), libc::POLLIN));
+            what.push(Slot::Watch);
+        }
         for which in [Which::Current, Which::Next, Which::Retiring] {
             let Some(run) = (match which {
                 Which::Current => self.run.as_ref(),
@@ -581,6 +602,7 @@ impl Supervisor {
                     }
                 }
                 Slot::Notify => self.on_notify(now),
+                Slot::Watch => self.on_watch(now),
                 Slot::Pipe(which, stream) => {
                     let logs = &mut self.logs;
                     if let Some(run) = match which {
@@ -605,6 +627,24 @@ impl Supervisor {
         }
         self.on_time(now);
         self.logs.flush();
+    }
+
+    /// Files changed: the quiet period starts again; its end is the change
+    /// (SPEC 11: one restart per burst, named by the first changed path).
+    fn on_watch(&mut self, now: Instant) {
+        let Some(w) = self.watcher.as_mut() else {
+            return;
+        };
+        let found = w.read();
+        for warning in found.warnings {
+            self.logs.event(&warning);
+        }
+        if let Some(path) = found.changed {
+            if self.changed.is_none() {
+                self.changed = Some(path);
+            }
+            self.quiet_until = Some(later(now, self.cfg.watch_delay));
+        }
     }
 
     /// Datagrams on the notify socket: only those from a run's tree count.
@@ -658,7 +698,11 @@ impl Supervisor {
     }
 
     fn next_deadline(&self) -> Option<Instant> {
-        let mut deadlines = vec![self.machine.deadline(), self.publisher.due];
+        let mut deadlines = vec![
+            self.machine.deadline(),
+            self.publisher.due,
+            self.quiet_until,
+        ];
         deadlines.push(self.next_sample.filter(|_| self.sampling()));
         for run in [&self.run, &self.next, &self.retiring]
             .into_iter()
@@ -715,6 +759,12 @@ impl Supervisor {
         }
         if self.machine.deadline().is_some_and(|t| now >= t) {
             self.handle(Event::Deadline, now);
+        }
+        if self.quiet_until.is_some_and(|t| now >= t) {
+            self.quiet_until = None;
+            if let Some(path) = self.changed.take() {
+                self.handle(Event::Change { path }, now);
+            }
         }
         if self.machine.observing() {
             let seen = self.seen();
@@ -930,6 +980,7 @@ enum Slot {
     Signals,
     Control,
     Notify,
+    Watch,
     Pipe(Which, Stream),
     ReadyPipe(Which),
     Http(Which),
@@ -941,5 +992,36 @@ fn next_event(found: checks::Event) -> Option<Event> {
         checks::Event::Ready(after) => Some(Event::NextReady { after }),
         checks::Event::NotReady(after) => Some(Event::NextNotReady { after }),
         _ => None,
+    }
+}
+
+/// `--watch`: the watcher, with keepup's own files and folder ignored; and
+/// what to say about it once supervision starts. A watcher that cannot be
+/// made (no inotify) is said and supervision goes on without it.
+fn watcher_for(cfg: &Config) -> (Option<Watcher>, Vec<String>) {
+    if cfg.watch.is_empty() {
+        return (None, Vec::new());
+    }
+    let here = std::env::current_dir().unwrap_or_default();
+    let mut own: Vec<std::path::PathBuf> = [&cfg.logs.merged, &cfg.logs.out, &cfg.logs.err]
+        .into_iter()
+        .flatten()
+        .map(|p| here.join(p))
+        .collect();
+    own.push(here.join(crate::state::folder()));
+    let filter = crate::watch::Filter {
+        patterns: cfg.watch_ignore.clone(),
+        exts: cfg.watch_ext.clone(),
+        own,
+    };
+    match Watcher::new(&cfg.watch, filter) {
+        Ok((w, warnings)) => (Some(w), warnings),
+        Err(e) => (
+            None,
+            vec![format!(
+                "cannot watch files: {}; supervising without --watch",
+                crate::diag::os_reason(&e)
+            )],
+        ),
     }
 }
