@@ -437,6 +437,14 @@ pub enum Verb {
         names: Vec<String>,
         timeout: Option<std::time::Duration>,
     },
+    /// Start stopped instances again, as they were started.
+    Start {
+        names: Vec<String>,
+    },
+    /// Stop if running, then remove the entry.
+    Delete {
+        names: Vec<String>,
+    },
 }
 
 /// A verb's name, usage and help, for `keepup VERB --help`.
@@ -481,6 +489,24 @@ pub const VERBS: &[VerbSpec] = &[
         options: "",
     },
     VerbSpec {
+        name: "start",
+        usage: "keepup start NAME...",
+        about: "Starts a stopped, gave-up or dead instance again, detached, as it was\nstarted (its options, command, directory and KEEPUP_* settings).",
+        options: "",
+    },
+    VerbSpec {
+        name: "delete",
+        usage: "keepup delete NAME...",
+        about: "Stops an instance if it runs, then removes its entry (PM2's delete).",
+        options: "",
+    },
+    VerbSpec {
+        name: "list",
+        usage: "keepup list [NAME...] [--json] [-w]",
+        about: "The same as keepup status (PM2's ls and list).",
+        options: "      --json    one JSON array, an object per instance\n  -w, --watch   refresh every second\n",
+    },
+    VerbSpec {
         name: "reload",
         usage: "keepup reload NAME... [--timeout DUR]",
         about: "Starts a new run beside the running one, waits until it is ready, then\nstops the old one: no connection refused. Several names (or a pattern,\n'api-*') are reloaded one after the other; the first failure stops the\nroll and keeps the old run. In backoff or starting: a restart.",
@@ -512,6 +538,32 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// The invocation as a canonical argv (`--long=value`, `--flag`, then
+    /// `--` and the command) from what the command line gave, and the
+    /// `KEEPUP_*` variables that gave the rest: what re-runs it (SPEC 7,
+    /// 12). `--detach` is left out: who re-runs it decides.
+    pub fn recorded(&self) -> (Vec<OsString>, Vec<(String, String)>) {
+        let mut argv: Vec<OsString> = Vec::new();
+        let mut env = Vec::new();
+        for (long, s) in &self.settings {
+            if *long == "detach" {
+                continue;
+            }
+            if s.origin.starts_with("KEEPUP_") {
+                env.push((s.origin.clone(), s.value.clone()));
+                continue;
+            }
+            let spec = OPTIONS.iter().find(|o| o.long == *long);
+            match spec.map(|o| o.kind) {
+                Some(Kind::Flag) => argv.push(format!("--{long}").into()),
+                _ => argv.push(format!("--{long}={}", s.value).into()),
+            }
+        }
+        argv.push("--".into());
+        argv.extend(self.command.iter().cloned());
+        (argv, env)
+    }
+
     /// Every value of a repeatable option (`--listen`): those of the
     /// command line, or else the one of the environment.
     pub fn get_all(&self, long: &str) -> Vec<&Setting> {
@@ -722,8 +774,8 @@ fn parse_verb(spec: &VerbSpec, args: &[OsString]) -> Result<Invocation, UsageErr
             (_, Value(v)) => words.push(v.into_string().map_err(|_| {
                 UsageError(format!("an argument of 'keepup {verb}' is not valid UTF-8"))
             })?),
-            ("status", Long("json")) => json = true,
-            ("status", Long("watch") | Short('w')) => watch = true,
+            ("status" | "list", Long("json")) => json = true,
+            ("status" | "list", Long("watch") | Short('w')) => watch = true,
             ("status", Long("prune")) => prune = true,
             ("logs", Long("follow") | Short('f')) => follow = true,
             ("logs", Long("lines") | Short('n')) => {
@@ -761,11 +813,17 @@ fn parse_verb(spec: &VerbSpec, args: &[OsString]) -> Result<Invocation, UsageErr
         }
     };
     let parsed = match verb {
-        "status" => Verb::Status {
+        "status" | "list" => Verb::Status {
             names: words,
             json,
             watch,
             prune,
+        },
+        "start" => Verb::Start {
+            names: need_names(words)?,
+        },
+        "delete" => Verb::Delete {
+            names: need_names(words)?,
         },
         "stop" => Verb::Stop {
             names: need_names(words)?,

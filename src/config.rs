@@ -56,6 +56,10 @@ pub struct Config {
     pub cwd: Option<PathBuf>,
     /// `--user` as given; resolved (`users::resolve`) before the first start.
     pub user: Option<String>,
+    /// How to run this instance again (`keepup start`, a boot unit): a
+    /// canonical argv and the `KEEPUP_*` settings, without `--detach`.
+    pub recorded_argv: Vec<OsString>,
+    pub recorded_env: Vec<(String, String)>,
     /// `--watch` PATHs (each exists), and what counts as a change.
     pub watch: Vec<PathBuf>,
     pub watch_ignore: Vec<String>,
@@ -209,6 +213,55 @@ impl Config {
         {
             *p = member_path(p, k);
         }
+        // Recorded as the member alone: its name, its files, its number,
+        // without the fan-out (`-i`), and with the port sharing `-i` implied.
+        let dash = c
+            .recorded_argv
+            .iter()
+            .position(|a| a == "--")
+            .unwrap_or(c.recorded_argv.len());
+        let mut opts: Vec<OsString> = c.recorded_argv[..dash]
+            .iter()
+            .filter(|a| {
+                let a = a.to_string_lossy();
+                !(a.starts_with("--instances=")
+                    || a.starts_with("--name=")
+                    || a.starts_with("--log=")
+                    || a.starts_with("--out-log=")
+                    || a.starts_with("--err-log="))
+            })
+            .cloned()
+            .collect();
+        opts.push(format!("--name={}", c.name).into());
+        for (flag, p) in [
+            ("log", &c.logs.merged),
+            ("out-log", &c.logs.out),
+            ("err-log", &c.logs.err),
+        ] {
+            if let Some(p) = p {
+                let mut a = OsString::from(format!("--{flag}="));
+                a.push(p.as_os_str());
+                opts.push(a);
+            }
+        }
+        if c.reuseport && !c.listen.is_empty() && !opts.iter().any(|a| a == "--reuseport") {
+            opts.push("--reuseport".into());
+        }
+        opts.extend(c.recorded_argv[dash..].iter().cloned());
+        c.recorded_argv = opts;
+        c.recorded_env.retain(|(k, _)| {
+            !matches!(
+                k.as_str(),
+                "KEEPUP_INSTANCES"
+                    | "KEEPUP_NAME"
+                    | "KEEPUP_LOG"
+                    | "KEEPUP_OUT_LOG"
+                    | "KEEPUP_ERR_LOG"
+                    | "KEEPUP_DETACH"
+            )
+        });
+        c.recorded_env
+            .push(("KEEPUP_INSTANCE".into(), k.to_string()));
         c
     }
 
@@ -427,6 +480,7 @@ impl Config {
             }
         })?;
         let watch_delay = r.duration("watch-delay", "200ms")?;
+        let (recorded_argv, recorded_env) = settings.recorded();
 
         Ok(Config {
             name,
@@ -451,6 +505,8 @@ impl Config {
             env,
             cwd,
             user,
+            recorded_argv,
+            recorded_env,
             watch,
             watch_ignore,
             watch_ext,

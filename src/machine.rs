@@ -393,6 +393,11 @@ impl Machine {
         }
     }
 
+    /// No run ever started: the first start failed (and left no entry).
+    pub fn never_started(&self) -> bool {
+        self.first
+    }
+
     /// A reload or a retiring run: the tree holds two runs, so the memory
     /// limit is suspended.
     pub fn two_runs(&self) -> bool {

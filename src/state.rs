@@ -280,6 +280,15 @@ pub struct Snapshot {
     pub child_cwd: PathBuf,
     pub user: String,
     pub env_files: Vec<PathBuf>,
+    /// What runs this instance again (SPEC 7 `start`, SPEC 12 `startup`):
+    /// keepup's absolute path, the canonical argv, the `KEEPUP_*` settings
+    /// as `NAME=value`, `PATH`, and the uid keepup runs as. Never other
+    /// variables, never env-file values.
+    pub exe: PathBuf,
+    pub argv: Vec<OsString>,
+    pub keepup_env: Vec<String>,
+    pub path: OsString,
+    pub uid: u32,
 }
 
 /// `%`-escapes bytes that would break a `key=value` line.
@@ -354,6 +363,15 @@ impl Snapshot {
         for (i, f) in self.env_files.iter().enumerate() {
             kv(&format!("env_file{i}"), escape(f.as_os_str().as_bytes()));
         }
+        kv("exe", escape(self.exe.as_os_str().as_bytes()));
+        for (i, a) in self.argv.iter().enumerate() {
+            kv(&format!("opt{i}"), escape(a.as_bytes()));
+        }
+        for (i, e) in self.keepup_env.iter().enumerate() {
+            kv(&format!("kenv{i}"), escape(e.as_bytes()));
+        }
+        kv("path", escape(self.path.as_bytes()));
+        kv("uid", self.uid.to_string());
         for (i, a) in self.command.iter().enumerate() {
             kv(&format!("arg{i}"), escape(a.as_bytes()));
         }
@@ -365,6 +383,8 @@ impl Snapshot {
         let text = String::from_utf8_lossy(text);
         let mut args: Vec<(usize, OsString)> = Vec::new();
         let mut files: Vec<(usize, PathBuf)> = Vec::new();
+        let mut opts: Vec<(usize, OsString)> = Vec::new();
+        let mut kenv: Vec<(usize, String)> = Vec::new();
         for line in text.lines() {
             let Some((k, v)) = line.split_once('=') else {
                 continue;
@@ -394,12 +414,19 @@ impl Snapshot {
                 "status_text" => snap.status_text = string(),
                 "child_cwd" => snap.child_cwd = PathBuf::from(OsStr::from_bytes(&raw)),
                 "user" => snap.user = string(),
+                "exe" => snap.exe = PathBuf::from(OsStr::from_bytes(&raw)),
+                "path" => snap.path = OsString::from_vec(raw.clone()),
+                "uid" => snap.uid = v.parse().unwrap_or(u32::MAX),
                 _ => {
                     if let Some(i) = k.strip_prefix("arg").and_then(|i| i.parse().ok()) {
                         args.push((i, OsString::from_vec(raw.clone())));
                     } else if let Some(i) = k.strip_prefix("env_file").and_then(|i| i.parse().ok())
                     {
                         files.push((i, PathBuf::from(OsString::from_vec(raw.clone()))));
+                    } else if let Some(i) = k.strip_prefix("opt").and_then(|i| i.parse().ok()) {
+                        opts.push((i, OsString::from_vec(raw.clone())));
+                    } else if let Some(i) = k.strip_prefix("kenv").and_then(|i| i.parse().ok()) {
+                        kenv.push((i, string()));
                     }
                 }
             }
@@ -408,6 +435,10 @@ impl Snapshot {
         snap.command = args.into_iter().map(|(_, a)| a).collect();
         files.sort_by_key(|(i, _)| *i);
         snap.env_files = files.into_iter().map(|(_, f)| f).collect();
+        opts.sort_by_key(|(i, _)| *i);
+        snap.argv = opts.into_iter().map(|(_, a)| a).collect();
+        kenv.sort_by_key(|(i, _)| *i);
+        snap.keepup_env = kenv.into_iter().map(|(_, e)| e).collect();
         snap
     }
 }
@@ -532,6 +563,15 @@ impl Instance {
         }
     }
 
+    /// Removes the whole entry: a keepup whose first start failed leaves
+    /// none (SPEC 7).
+    pub fn remove(&mut self) {
+        self.close();
+        for suffix in ["state", "lock"] {
+            self.folder.unlink(&format!("{}.{suffix}", self.name));
+        }
+    }
+
     /// Removes the control FIFO at exit; the state file stays.
     pub fn close(&mut self) {
         self.ctl = None;
@@ -579,9 +619,19 @@ mod tests {
             child_cwd: "/srv/app/current".into(),
             user: "node".into(),
             env_files: vec![".env".into(), "/etc/app.env".into()],
+            exe: "/usr/local/bin/keepup".into(),
+            argv: vec![
+                "--name=api".into(),
+                "--".into(),
+                "node".into(),
+                "x y.js".into(),
+            ],
+            keepup_env: vec!["KEEPUP_DELAY=1s".into()],
+            path: "/usr/bin:/bin".into(),
+            uid: 1000,
         };
         let text = snap.encode();
-        assert_eq!(text.lines().count(), 21 + 3 + 2);
+        assert_eq!(text.lines().count(), 21 + 3 + 2 + 3 + 4 + 1);
         assert_eq!(Snapshot::decode(text.as_bytes()), snap);
     }
 

@@ -161,6 +161,24 @@ impl Supervisor {
             },
             user: cfg.user.clone().unwrap_or_default(),
             env_files: cfg.env_files.clone(),
+            exe: std::env::current_exe().unwrap_or_default(),
+            argv: cfg.recorded_argv.clone(),
+            keepup_env: cfg
+                .recorded_env
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                // A cluster member started again by `keepup start` or a boot
+                // unit gets its number from its environment: keep it.
+                .chain(
+                    std::env::var("KEEPUP_INSTANCE")
+                        .ok()
+                        .filter(|_| cfg.instance.is_none())
+                        .map(|k| format!("KEEPUP_INSTANCE={k}")),
+                )
+                .collect(),
+            path: std::env::var_os("PATH").unwrap_or_default(),
+            // SAFETY: getuid has no arguments.
+            uid: unsafe { libc::getuid() },
             kill_timeout_ms: cfg.kill_timeout.as_millis() as u64,
             ..Snapshot::default()
         };
@@ -232,7 +250,11 @@ impl Supervisor {
                 }
                 self.logs.flush();
                 if let Some(i) = self.publisher.instance.as_mut() {
-                    i.close();
+                    if self.machine.never_started() {
+                        i.remove();
+                    } else {
+                        i.close();
+                    }
                 }
                 return status;
             }

@@ -81,7 +81,140 @@ pub fn run(verb: Verb) -> Status {
         Verb::Signal { name, signal: sig } => signal(&name, sig),
         Verb::Wait { names, timeout } => wait(names, timeout),
         Verb::Reload { names, timeout } => reload(names, timeout),
+        Verb::Start { names } => start_verb(names),
+        Verb::Delete { names } => delete(names),
     }
+}
+
+/// Runs a stopped instance again, detached, from its record (SPEC 7):
+/// keepup's own path, the options and command as given, in the directory
+/// it was started in, with the caller's environment less its own keepup
+/// settings, plus the recorded `KEEPUP_*` settings and `PATH`.
+fn start_one(folder: &Folder, entry: &Entry) -> Status {
+    run_recorded(folder, entry).0
+}
+
+/// `start_one`, also giving the child pid the detached keepup reported.
+fn run_recorded(folder: &Folder, entry: &Entry) -> (Status, Option<i32>) {
+    let s = &entry.snap;
+    if s.exe.as_os_str().is_empty() || s.argv.is_empty() {
+        complain(&format!(
+            "'{}' has no record of how it was started (an older keepup wrote it): start it by hand",
+            entry.name
+        ));
+        return (exit::FAILURE, None);
+    }
+    let mut cmd = std::process::Command::new(&s.exe);
+    cmd.arg("--detach").args(&s.argv).current_dir(&s.cwd);
+    for o in crate::cli::OPTIONS {
+        cmd.env_remove(crate::cli::env_name(o.long));
+    }
+    for kv in &s.keepup_env {
+        if let Some((k, v)) = kv.split_once('=') {
+            cmd.env(k, v);
+        }
+    }
+    if !s.path.is_empty() {
+        cmd.env("PATH", &s.path);
+    }
+    cmd.env("KEEPUP_HOME", &folder.path)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped());
+    match cmd.output() {
+        Ok(out) => {
+            let text = String::from_utf8_lossy(&out.stdout);
+            print!("{text}");
+            let pid = text
+                .lines()
+                .find_map(|l| l.split("started (pid ").nth(1))
+                .and_then(|p| p.trim_end_matches(')').parse().ok());
+            (out.status.code().unwrap_or(exit::FAILURE), pid)
+        }
+        Err(e) => {
+            complain(&format!(
+                "cannot run '{}': {}",
+                s.exe.display(),
+                crate::diag::os_reason(&e)
+            ));
+            (exit::FAILURE, None)
+        }
+    }
+}
+
+fn start_verb(names: Vec<String>) -> Status {
+    let names = match resolve(names) {
+        Ok(n) => n,
+        Err(code) => return code,
+    };
+    let folder = match open_folder() {
+        Ok(Some(f)) => f,
+        Ok(None) => {
+            complain(&format!("no instance named '{}'", names[0]));
+            return exit::FAILURE;
+        }
+        Err(code) => return code,
+    };
+    let mut status = exit::OK;
+    for name in &names {
+        match Entry::load(&folder, name) {
+            None => {
+                complain(&format!("no instance named '{name}'"));
+                status = exit::FAILURE;
+            }
+            Some(e) if e.live => {
+                complain(&format!(
+                    "'{name}' is already running (pid {})",
+                    e.snap.keepup_pid
+                ));
+                status = exit::FAILURE;
+            }
+            Some(e) => {
+                let code = start_one(&folder, &e);
+                if code != exit::OK {
+                    status = code;
+                }
+            }
+        }
+    }
+    status
+}
+
+/// `keepup delete NAME...`: stop if running, then remove the entry.
+fn delete(names: Vec<String>) -> Status {
+    let names = match resolve(names) {
+        Ok(n) => n,
+        Err(code) => return code,
+    };
+    let folder = match open_folder() {
+        Ok(Some(f)) => f,
+        Ok(None) => {
+            complain(&format!("no instance named '{}'", names[0]));
+            return exit::FAILURE;
+        }
+        Err(code) => return code,
+    };
+    let mut status = exit::OK;
+    for name in &names {
+        let Some(e) = Entry::load(&folder, name) else {
+            complain(&format!("no instance named '{name}'"));
+            status = exit::FAILURE;
+            continue;
+        };
+        if e.live {
+            let code = stop_or_restart(vec![name.clone()], "stop");
+            if code != exit::OK {
+                status = code;
+                continue;
+            }
+        }
+        if folder.remove(name) {
+            println!("keepup: {name} deleted");
+        } else {
+            complain(&format!("cannot delete '{name}': it is still running"));
+            status = exit::FAILURE;
+        }
+    }
+    status
 }
 
 /// The names a verb acts on: patterns (`api-*`) expanded against the
@@ -498,11 +631,27 @@ fn stop_or_restart(names: Vec<String>, verb: &str) -> Status {
     };
     let mut status = exit::OK;
     for name in &names {
+        // `restart` of an instance that is not running starts it (SPEC 7).
+        if verb == "restart"
+            && let Some(f) = folder.as_ref()
+            && let Some(e) = Entry::load(f, name)
+            && !e.live
+        {
+            match run_recorded(f, &e) {
+                (exit::OK, Some(pid)) => println!("keepup: {name} restarted (pid {pid})"),
+                (exit::OK, None) => {}
+                (code, _) => status = code,
+            }
+            continue;
+        }
         let Some(entry) = live(folder.as_ref(), name) else {
             status = exit::FAILURE;
             continue;
         };
-        let folder = folder.as_ref().expect("live implies a folder");
+        let Some(folder) = folder.as_ref() else {
+            status = exit::FAILURE;
+            continue;
+        };
         let control = if verb == "stop" {
             Control::Stop
         } else {

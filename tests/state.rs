@@ -446,3 +446,94 @@ fn status_during_the_clean_up_shows_no_dead_pid() {
         || json_field(&verb(&home.0, &["status", "--json"]).stdout, "c", "state") == "\"stopped\"",
     );
 }
+
+/// SPEC 7: `start` and `restart` bring a stopped or gave-up instance back
+/// as it was started; `delete` stops and removes; `list` is `status`; a
+/// first start that fails leaves no entry; an `-i` member starts alone.
+#[test]
+fn start_restart_delete_list_by_name() {
+    let home = TempDir::new();
+    let log = home.path("api.log");
+    let f = keepup(with_sh(
+        &[
+            "-d",
+            "-n",
+            "api",
+            "--max-restarts",
+            "1",
+            "--log",
+            log.to_str().unwrap(),
+        ],
+        "echo run; exit 1",
+    ))
+    .env("KEEPUP_HOME", &home.0)
+    .env("KEEPUP_DELAY", "20ms")
+    .run();
+    f.expect_code(0);
+    wait_for("gave up", Duration::from_secs(10), || {
+        read(&home.path("api.state")).contains("state=gave-up")
+    });
+    let l = verb(&home.0, &["list"]);
+    l.check(
+        l.stdout.contains("api") && l.stdout.contains("gave-up"),
+        "list = status",
+    );
+    assert!(read(&home.path("api.state")).contains("kenv0=KEEPUP_DELAY=20ms"));
+    let s = verb(&home.0, &["start", "api"]);
+    s.expect_code(0);
+    s.check(
+        s.stdout.starts_with("keepup: api started (pid "),
+        "start output",
+    );
+    wait_for("second run", Duration::from_secs(10), || {
+        read(&log).matches("out run").count() >= 3
+    });
+    wait_for("gave up again", Duration::from_secs(10), || {
+        read(&home.path("api.state")).contains("state=gave-up")
+    });
+    let r = verb(&home.0, &["restart", "api"]);
+    r.expect_code(0);
+    r.check(
+        r.stdout.contains("keepup: api restarted (pid "),
+        "restart of a stopped instance starts it",
+    );
+    let d = verb(&home.0, &["delete", "api"]);
+    d.expect_code(0);
+    d.check(d.stdout.contains("keepup: api deleted"), "delete output");
+    assert!(!home.path("api.state").exists());
+
+    // A member of -i is started again alone, with its own number.
+    keepup(["-d", "-i", "2", "-n", "web", "--", "sleep", "100"])
+        .env("KEEPUP_HOME", &home.0)
+        .run()
+        .expect_code(0);
+    verb(&home.0, &["stop", "web-2"]).expect_code(0);
+    let s = verb(&home.0, &["start", "web-2"]);
+    s.expect_code(0);
+    s.check(
+        s.stdout.starts_with("keepup: web-2 started"),
+        "member alone",
+    );
+    let running = verb(&home.0, &["status", "--json"]).stdout;
+    assert_eq!(
+        running.matches("\"state\":\"running\"").count(),
+        2,
+        "{running}"
+    );
+    let pid: i32 = read(&home.path("web-2.state"))
+        .lines()
+        .find_map(|l| l.strip_prefix("child_pid="))
+        .and_then(|p| p.parse().ok())
+        .unwrap();
+    let env = read(std::path::Path::new(&format!("/proc/{pid}/environ")));
+    assert!(env.contains("KEEPUP_INSTANCE=2\0"), "{env:?}");
+    verb(&home.0, &["start", "web-1"]).expect_code(1);
+    verb(&home.0, &["delete", "web-*"]).expect_code(0);
+
+    // A first start that fails leaves nothing behind.
+    keepup(["-d", "-n", "nope", "--", "/nonexistent/cmd"])
+        .env("KEEPUP_HOME", &home.0)
+        .run()
+        .expect_code(127);
+    assert!(!home.path("nope.state").exists());
+}
