@@ -445,6 +445,17 @@ pub enum Verb {
     Delete {
         names: Vec<String>,
     },
+    /// A boot unit (or crontab line) per instance.
+    Startup {
+        names: Vec<String>,
+        install: bool,
+        cron: bool,
+    },
+    /// A PM2 ecosystem file as keepup commands.
+    Import {
+        file: std::path::PathBuf,
+        npm: bool,
+    },
 }
 
 /// A verb's name, usage and help, for `keepup VERB --help`.
@@ -505,6 +516,18 @@ pub const VERBS: &[VerbSpec] = &[
         usage: "keepup list [NAME...] [--json] [-w]",
         about: "The same as keepup status (PM2's ls and list).",
         options: "      --json    one JSON array, an object per instance\n  -w, --watch   refresh every second\n",
+    },
+    VerbSpec {
+        name: "startup",
+        usage: "keepup startup NAME... [--install] [--cron]",
+        about: "Prints, for each instance, a systemd unit that starts it at boot exactly as\nit was started (PM2's startup + save).",
+        options: "      --install   write the unit (system unit as root, else a user unit),\n                  systemctl daemon-reload and enable it\n      --cron      print a crontab @reboot line instead (no systemd)\n",
+    },
+    VerbSpec {
+        name: "import",
+        usage: "keepup import FILE [--npm]",
+        about: "Reads a PM2 ecosystem file (ecosystem.config.js, .cjs, .json; evaluated\nwith node) and prints the keepup command for each app, ready for sh.",
+        options: "      --npm   print a package.json \"scripts\" block instead\n",
     },
     VerbSpec {
         name: "reload",
@@ -762,6 +785,7 @@ fn parse_verb(spec: &VerbSpec, args: &[OsString]) -> Result<Invocation, UsageErr
     let mut lines = 20usize;
     let mut timeout = std::time::Duration::from_secs(60);
     let mut timeout_given = false;
+    let (mut install, mut cron, mut npm) = (false, false, false);
     loop {
         let arg = match parser.next() {
             Ok(None) => break,
@@ -778,6 +802,9 @@ fn parse_verb(spec: &VerbSpec, args: &[OsString]) -> Result<Invocation, UsageErr
             ("status" | "list", Long("watch") | Short('w')) => watch = true,
             ("status", Long("prune")) => prune = true,
             ("logs", Long("follow") | Short('f')) => follow = true,
+            ("startup", Long("install")) => install = true,
+            ("startup", Long("cron")) => cron = true,
+            ("import", Long("npm")) => npm = true,
             ("logs", Long("lines") | Short('n')) => {
                 let v = verb_value(&mut parser, "-n")?;
                 lines = v.parse().map_err(|_| {
@@ -824,6 +851,18 @@ fn parse_verb(spec: &VerbSpec, args: &[OsString]) -> Result<Invocation, UsageErr
         },
         "delete" => Verb::Delete {
             names: need_names(words)?,
+        },
+        "startup" => Verb::Startup {
+            names: need_names(words)?,
+            install,
+            cron,
+        },
+        "import" => match <[String; 1]>::try_from(words) {
+            Ok([file]) => Verb::Import {
+                file: file.into(),
+                npm,
+            },
+            Err(_) => return Err(usage()),
         },
         "stop" => Verb::Stop {
             names: need_names(words)?,

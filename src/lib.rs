@@ -3,6 +3,7 @@
 //! binary is the product; nothing here is a stable API.
 
 pub mod backoff;
+pub mod boot;
 pub mod checks;
 pub mod child;
 pub mod cli;
@@ -11,6 +12,7 @@ pub mod context;
 pub mod detach;
 pub mod diag;
 pub mod envfile;
+pub mod import;
 pub mod logs;
 pub mod machine;
 pub mod memory;

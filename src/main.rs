@@ -36,13 +36,25 @@ fn real_main() -> i32 {
         }
     };
     let in_npm = std::env::var_os("npm_lifecycle_event").is_some();
-    let cfg = match config::Config::from_settings(settings, in_npm) {
+    let mut cfg = match config::Config::from_settings(settings, in_npm) {
         Ok(c) => c,
         Err(e) => {
             complain(&e.0);
             return exit::USAGE;
         }
     };
+    // SPEC 7: a detached instance with no log option logs to NAME.log in
+    // the state folder, so `keepup logs NAME` always has something to show
+    // (and a crash loop leaves a trace). Members of -i get NAME-k.log.
+    if cfg.detach && cfg.logs.merged.is_none() && cfg.logs.out.is_none() && cfg.logs.err.is_none() {
+        // The folder is made (0700, checked) by the state code first: the
+        // log would otherwise create it with the default mode.
+        if let Err(state::FolderError::Unsafe(why)) = state::Folder::open(true) {
+            complain(&why);
+            return exit::FAILURE;
+        }
+        cfg.logs.merged = Some(keepup::state::folder().join(format!("{}.log", cfg.name)));
+    }
     match cfg.instances {
         None => match start(cfg, inherited, parent) {
             Started::Invoker(code) | Started::Supervised(code) => code,

@@ -83,7 +83,113 @@ pub fn run(verb: Verb) -> Status {
         Verb::Reload { names, timeout } => reload(names, timeout),
         Verb::Start { names } => start_verb(names),
         Verb::Delete { names } => delete(names),
+        Verb::Startup {
+            names,
+            install,
+            cron,
+        } => startup(names, install, cron),
+        Verb::Import { file, npm } => crate::import::run(&file, npm),
     }
+}
+
+/// `keepup startup NAME...` (SPEC 12).
+fn startup(names: Vec<String>, install: bool, cron: bool) -> Status {
+    let names = match resolve(names) {
+        Ok(n) => n,
+        Err(code) => return code,
+    };
+    let folder = match open_folder() {
+        Ok(Some(f)) => f,
+        Ok(None) => {
+            complain(&format!("no instance named '{}'", names[0]));
+            return exit::FAILURE;
+        }
+        Err(code) => return code,
+    };
+    // SAFETY: geteuid has no arguments.
+    let system = unsafe { libc::geteuid() } == 0;
+    let mut status = exit::OK;
+    for (i, name) in names.iter().enumerate() {
+        let Some(e) = Entry::load(&folder, name) else {
+            complain(&format!("no instance named '{name}'"));
+            status = exit::FAILURE;
+            continue;
+        };
+        if e.snap.exe.as_os_str().is_empty() || e.snap.argv.is_empty() {
+            complain(&format!(
+                "'{name}' has no record of how it was started (an older keepup wrote it): start it again first"
+            ));
+            status = exit::FAILURE;
+            continue;
+        }
+        if cron {
+            println!("{}", crate::boot::cron_line(&e.snap, &folder.path));
+            continue;
+        }
+        let unit = crate::boot::unit(&e.snap, &folder.path, system);
+        let path = crate::boot::unit_path(name, system);
+        if !install {
+            if i > 0 {
+                println!();
+            }
+            println!("# {}", path.display());
+            print!("{unit}");
+            continue;
+        }
+        if let Err(why) = install_unit(name, &path, &unit, system) {
+            complain(&why);
+            status = exit::FAILURE;
+        }
+    }
+    status
+}
+
+/// Writes the unit, reloads systemd and enables it; says how to hand the
+/// running instance over.
+fn install_unit(name: &str, path: &Path, unit: &str, system: bool) -> Result<(), String> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            format!(
+                "cannot create '{}': {}",
+                dir.display(),
+                crate::diag::os_reason(&e)
+            )
+        })?;
+    }
+    std::fs::write(path, unit).map_err(|e| {
+        format!(
+            "cannot write '{}': {}",
+            path.display(),
+            crate::diag::os_reason(&e)
+        )
+    })?;
+    let scope: &[&str] = if system { &[] } else { &["--user"] };
+    let service = format!("keepup-{name}");
+    for args in [vec!["daemon-reload"], vec!["enable", service.as_str()]] {
+        let st = std::process::Command::new("systemctl")
+            .args(scope)
+            .args(&args)
+            .status()
+            .map_err(|e| format!("cannot run systemctl: {}", crate::diag::os_reason(&e)))?;
+        if !st.success() {
+            return Err(format!(
+                "systemctl {}{} failed ({st})",
+                if system { "" } else { "--user " },
+                args.join(" ")
+            ));
+        }
+    }
+    let user = if system { "" } else { " --user" };
+    println!("keepup: wrote {} and enabled {service}", path.display());
+    println!(
+        "keepup: to hand the running instance over to systemd: keepup stop {name} && systemctl{user} start {service}"
+    );
+    if !system {
+        println!(
+            "keepup: a user unit starts at boot only with lingering on: loginctl enable-linger $USER"
+        );
+    }
+    Ok(())
 }
 
 /// Runs a stopped instance again, detached, from its record (SPEC 7):
