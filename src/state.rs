@@ -19,17 +19,36 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::PathBuf;
 
-/// Where state lives: `$KEEPUP_HOME`, else `$XDG_RUNTIME_DIR/keepup`, else
-/// `/tmp/keepup-$UID`.
+/// Where state lives: `$KEEPUP_HOME`, else the nearest `.keepup` folder in
+/// the working directory or one of its parents (a project's own, as git
+/// finds `.git`), else `$XDG_RUNTIME_DIR/keepup`, else `/tmp/keepup-$UID`.
 pub fn folder() -> PathBuf {
     if let Some(h) = std::env::var_os("KEEPUP_HOME").filter(|h| !h.is_empty()) {
         return PathBuf::from(h);
+    }
+    if let Ok(here) = std::env::current_dir()
+        && let Some(project) = nearest_keepup(&here, |p| std::fs::symlink_metadata(p).is_ok())
+    {
+        // Returned as found, a symlink included: `Folder::open` refuses an
+        // unsafe one, and keepup does not fall back to another folder.
+        return project;
     }
     if let Some(x) = std::env::var_os("XDG_RUNTIME_DIR").filter(|h| !h.is_empty()) {
         return PathBuf::from(x).join("keepup");
     }
     // SAFETY: getuid has no arguments.
     PathBuf::from(format!("/tmp/keepup-{}", unsafe { libc::getuid() }))
+}
+
+/// The nearest `DIR/.keepup` from `start` up to `/` that `exists`.
+pub fn nearest_keepup(
+    start: &std::path::Path,
+    exists: impl Fn(&std::path::Path) -> bool,
+) -> Option<PathBuf> {
+    start
+        .ancestors()
+        .map(|d| d.join(".keepup"))
+        .find(|candidate| exists(candidate))
 }
 
 fn cstr(s: &str) -> CString {
@@ -85,6 +104,14 @@ impl Folder {
                     )));
                 }
             }
+        }
+        // A symlink is refused, never followed. O_NOFOLLOW below would say
+        // so with ELOOP, but together with O_DIRECTORY the kernel answers
+        // ENOTDIR, which reads as "unavailable": look first.
+        if std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink()) {
+            return Err(FolderError::Unsafe(format!(
+                "state folder '{shown}' is a symlink; refusing it"
+            )));
         }
         let c = CString::new(path.as_os_str().as_bytes()).unwrap_or_default();
         // SAFETY: c is a valid C string. O_NOFOLLOW refuses a symlinked folder.
@@ -588,6 +615,17 @@ pub fn own_start_time() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn project_folders_are_found_upwards() {
+        let have = ["/srv/app/.keepup", "/home/u/.keepup"];
+        let exists = |p: &std::path::Path| have.iter().any(|h| p == std::path::Path::new(h));
+        let f = |p: &str| nearest_keepup(std::path::Path::new(p), exists);
+        assert_eq!(f("/srv/app"), Some("/srv/app/.keepup".into()));
+        assert_eq!(f("/srv/app/src/lib"), Some("/srv/app/.keepup".into()));
+        assert_eq!(f("/home/u/x"), Some("/home/u/.keepup".into()));
+        assert_eq!(f("/tmp"), None);
+    }
 
     #[test]
     fn snapshot_round_trip() {

@@ -537,3 +537,56 @@ fn start_restart_delete_list_by_name() {
         .expect_code(127);
     assert!(!home.path("nope.state").exists());
 }
+
+/// SPEC 7: with no KEEPUP_HOME, the nearest `.keepup` folder of the
+/// working directory or its parents is the state folder, seen alike from
+/// anywhere inside the project; an unsafe one is refused, no fallback.
+#[test]
+fn project_keepup_folder_is_found_and_checked() {
+    let project = TempDir::new();
+    std::fs::create_dir_all(project.path(".keepup")).unwrap();
+    std::fs::create_dir_all(project.path("src/deep")).unwrap();
+    let run = |args: &[&str], dir: &std::path::Path| {
+        let mut k = keepup(args).current_dir(dir);
+        k.command()
+            .env_remove("KEEPUP_HOME")
+            .env_remove("XDG_RUNTIME_DIR");
+        k.run()
+    };
+    run(&["-d", "-n", "api", "--", "sleep", "100"], &project.0).expect_code(0);
+    assert!(
+        project.path(".keepup/api.state").exists(),
+        "state in the project's folder"
+    );
+    assert!(
+        project.path(".keepup/api.log").exists(),
+        "-d logs there too"
+    );
+    let s = run(&["status", "--json"], &project.path("src/deep"));
+    s.check(
+        s.stdout.contains("\"name\":\"api\"") && s.stdout.contains("\"state\":\"running\""),
+        "seen from a subfolder",
+    );
+    run(&["stop", "api"], &project.path("src")).expect_code(0);
+
+    // Writable by others: refused with status 1, nothing started.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        project.path(".keepup"),
+        std::fs::Permissions::from_mode(0o777),
+    )
+    .unwrap();
+    let r = run(&["-n", "x", "--", "true"], &project.0);
+    r.expect_code(1);
+    r.check(r.stderr.contains(".keepup"), "names the folder");
+    // A symlink: refused too.
+    let elsewhere = TempDir::new();
+    let linked = TempDir::new();
+    std::os::unix::fs::symlink(&elsewhere.0, linked.path(".keepup")).unwrap();
+    let r = run(&["-n", "x", "--", "true"], &linked.0);
+    r.expect_code(1);
+    r.check(
+        r.stderr.contains("is a symlink; refusing it"),
+        "symlink refused",
+    );
+}
