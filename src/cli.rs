@@ -405,6 +405,24 @@ pub const OPTIONS: &[OptSpec] = &[
     ),
 ];
 
+/// Words PM2 users type as verbs that are no keepup verb, with what keepup
+/// does instead: said when such a word, taken as a command, is not found.
+pub const PM2_VERBS: &[(&str, &str)] = &[
+    ("ls", "keepup list"),
+    ("monit", "keepup status -w"),
+    ("jlist", "keepup status --json"),
+    ("prettylist", "keepup status --json"),
+    ("describe", "keepup status NAME --json"),
+    ("show", "keepup status NAME --json"),
+    ("info", "keepup status NAME --json"),
+    ("env", "keepup status NAME --json"),
+    ("flush", "nothing: keepup rotates its logs (--log-max-size)"),
+    ("save", "keepup startup NAME --install"),
+    ("resurrect", "keepup start NAME"),
+    ("kill", "keepup stop '*'"),
+    ("scale", "keepup -d -i N"),
+];
+
 /// A control verb, parsed: what `keepup VERB ...` asks for.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Verb {

@@ -305,6 +305,12 @@ impl Config {
 
         let max_memory = r.optional("max-memory", "size", |v| match parse_size(v)? {
             0 => Err("the limit must be above 0".into()),
+            // PM2 users write `500` for 500 MB; a limit under 1 MiB would
+            // restart any program every second.
+            n if n < 1 << 20 => Err(format!(
+                "below 1 MiB, which no program fits in; did you mean {}M?",
+                v.trim()
+            )),
             n => Ok(n),
         })?;
         let memory_interval = r.parsed("memory-interval", "1s", "duration", |v| {
@@ -322,12 +328,17 @@ impl Config {
             Some(_) => Some(r.parsed("parent-death", "", "signal", parse_signal)?),
         };
 
-        let time_format = r.parsed(
-            "time-format",
-            DEFAULT_FORMAT,
-            "time format",
-            TimeFormat::parse,
-        )?;
+        let time_format = r.parsed("time-format", DEFAULT_FORMAT, "time format", |v| {
+            // A PM2 habit: a moment.js format, which would be written
+            // literally on every line.
+            if !v.contains('%') {
+                return Err(format!(
+                    "no % directive, so it would print as it is; did you mean '{}'?",
+                    crate::logs::clock::from_moment(v)
+                ));
+            }
+            TimeFormat::parse(v)
+        })?;
         let logs = LogConfig {
             merged: r.path("log")?,
             out: r.path("out-log")?,

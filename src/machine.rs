@@ -281,6 +281,12 @@ pub struct Machine {
     /// A change that came while the run was stopping or starting: it
     /// restarts the run once it is up (never lost, never a storm).
     change_pending: Option<String>,
+    /// Why keepup stopped the current run, when it did (for `status`).
+    stop_why: Option<&'static str>,
+    /// Why the last run ended, as `status` shows it: `code 1`, `killed by
+    /// SIGKILL`, `memory limit`, `unhealthy`, `not ready`, `watchdog`,
+    /// `reload`, `restart`, `change`.
+    pub last_end: Option<String>,
 }
 
 impl Machine {
@@ -296,6 +302,8 @@ impl Machine {
             reload: None,
             retiring: None,
             change_pending: None,
+            stop_why: None,
+            last_end: None,
         }
     }
 
@@ -437,6 +445,7 @@ impl Machine {
             Event::NotReady { after } => {
                 if self.state == (State::Up { ready: false }) {
                     let why = format!("not ready after {}", format_duration(after));
+                    self.stop_why = Some("not ready");
                     out.push(Action::Log(why.clone()));
                     out.push(Action::Report(DetachReport::Failed {
                         status: crate::protocol::exit::FAILURE,
@@ -447,6 +456,7 @@ impl Machine {
             }
             Event::Watchdog { after } => {
                 if self.state == (State::Up { ready: true }) {
+                    self.stop_why = Some("watchdog");
                     out.push(Action::Log(format!(
                         "watchdog: no ping for {}",
                         format_duration(after)
@@ -456,6 +466,7 @@ impl Machine {
             }
             Event::Unhealthy { failures, last } => {
                 if self.state == (State::Up { ready: true }) {
+                    self.stop_why = Some("unhealthy");
                     out.push(Action::Log(format!(
                         "unhealthy after {failures} failed check{} (last: {last})",
                         if failures == 1 { "" } else { "s" }
@@ -469,6 +480,7 @@ impl Machine {
                     && bytes > limit
                 {
                     let others = processes.saturating_sub(1);
+                    self.stop_why = Some("memory limit");
                     out.push(Action::Log(format!(
                         "memory {} over limit {} (pid {} and {others} descendant{})",
                         format_size(bytes),
@@ -620,6 +632,7 @@ impl Machine {
             stop_signal: rules.stop_signal,
         });
         self.counters.restarts += 1;
+        self.last_end = Some("reload".into());
         self.state = State::Up { ready: true };
     }
 
@@ -1118,6 +1131,15 @@ impl Machine {
         let Some(run) = self.run.take() else { return };
         let (exit, ended) = run.exit.unwrap_or((ExitKind::Signal(libc::SIGKILL), now));
         self.last_exit = Some(exit);
+        let why = self.stop_why.take();
+        self.last_end = Some(match run.end {
+            RunEnd::FaultRestart | RunEnd::NotReady => {
+                why.map_or_else(|| exit.describe(), String::from)
+            }
+            RunEnd::Requested => "restart".into(),
+            RunEnd::Watch => "change".into(),
+            RunEnd::Exited | RunEnd::Shutdown => exit.describe(),
+        });
         let uptime = ended.saturating_duration_since(run.started);
         let end = if self.shutdown {
             RunEnd::Shutdown

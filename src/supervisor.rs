@@ -476,7 +476,13 @@ impl Supervisor {
                     }
                     _ => format!("cannot run '{program}': {reason}"),
                 };
-                Err((e.status(), why))
+                // `keepup monit`: a PM2 verb taken for a command.
+                let hint = crate::cli::PM2_VERBS
+                    .iter()
+                    .find(|(w, _)| *w == program && e.status() == crate::protocol::exit::NOT_FOUND)
+                    .map(|(w, instead)| format!(" (PM2's '{w}' is {instead})"))
+                    .unwrap_or_default();
+                Err((e.status(), why + &hint))
             }
         }
     }
@@ -916,11 +922,7 @@ impl Supervisor {
             state: self.machine.published(),
             child_pid: self.machine.child_pid().unwrap_or(0),
             restarts: self.machine.counters.restarts,
-            last_exit: self
-                .machine
-                .last_exit
-                .map(|e| e.describe())
-                .unwrap_or_default(),
+            last_exit: self.machine.last_end.clone().unwrap_or_default(),
             probe: self.last_probe.clone(),
             reload_seq: self.publisher.snapshot.reload_seq,
             status_text: self.status_text.clone(),

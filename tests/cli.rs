@@ -278,3 +278,34 @@ fn command_runs_without_a_shell() {
     f.expect_code(0);
     assert_eq!(read(&dir.path("args")), "a b|$HOME|*|");
 }
+
+/// PM2 habits (SPEC 1, 7): a bare memory size, a moment date format, a
+/// PM2 verb taken for a command. Each says what to write instead.
+#[test]
+fn pm2_habits_get_a_hint() {
+    let f = keepup(["--max-memory", "500", "true"]).run();
+    f.expect_code(2);
+    f.check(
+        f.stderr.trim() == "keepup: invalid size '500' for --max-memory: below 1 MiB, which no program fits in; did you mean 500M?",
+        "max-memory hint",
+    );
+    let f = keepup(["--time-format", "YYYY-MM-DD HH:mm:ss Z", "true"]).run();
+    f.expect_code(2);
+    f.check(
+        f.stderr.contains("did you mean '%Y-%m-%d %H:%M:%S %:z'?"),
+        "time-format hint",
+    );
+    let home = TempDir::new();
+    let f = keepup(["monit"]).env("KEEPUP_HOME", &home.0).run();
+    f.expect_code(127);
+    f.check(
+        f.stderr.contains(
+            "cannot run 'monit': No such file or directory (PM2's 'monit' is keepup status -w)",
+        ),
+        "PM2 verb hint",
+    );
+    assert!(
+        !home.path("monit.state").exists(),
+        "a failed first start leaves no entry"
+    );
+}

@@ -16,7 +16,10 @@ fn hog(mib: u32, pidfile: &str) -> String {
 fn direct_child_over_the_limit_is_restarted() {
     let dir = TempDir::new();
     let (pids, log) = (dir.s("pids"), dir.s("a.log"));
+    let home = TempDir::new();
     let k = keepup([
+        "-n",
+        "hog",
         "--max-memory",
         "40M",
         "--memory-interval",
@@ -31,6 +34,7 @@ fn direct_child_over_the_limit_is_restarted() {
         "-c",
         &format!("exec {}", hog(80, &pids)),
     ])
+    .env("KEEPUP_HOME", &home.0)
     .spawn();
     // The hog may be stopped before it writes its pid (it crosses the limit
     // while it allocates): wait on keepup's own account of it.
@@ -38,6 +42,9 @@ fn direct_child_over_the_limit_is_restarted() {
         let t = read(&dir.path("a.log"));
         t.contains("over limit") && t.matches("started pid").count() >= 2
     });
+    // SPEC 7: status says why the run ended, not only its exit status.
+    let json = verb(&home.0, &["status", "--json"]).stdout;
+    assert!(json.contains("\"last_exit\":\"memory limit\""), "{json}");
     k.signal(libc::SIGTERM);
     k.finish();
     let text = read(&dir.path("a.log"));

@@ -38,6 +38,58 @@ pub struct TimeFormat {
 
 pub const DEFAULT_FORMAT: &str = "%Y-%m-%dT%H:%M:%S%.3f%:z";
 
+/// A moment.js format (PM2's `log_date_format`) in keepup's strftime:
+/// `YYYY-MM-DD HH:mm:ss Z` -> `%Y-%m-%d %H:%M:%S %:z`. `[text]` is taken
+/// literally. The same table as `keepup import`'s (src/import).
+pub fn from_moment(m: &str) -> String {
+    const TOKENS: [(&str, &str); 21] = [
+        ("YYYY", "%Y"),
+        ("YY", "%y"),
+        ("MMMM", "%B"),
+        ("MMM", "%b"),
+        ("MM", "%m"),
+        ("DDDD", "%j"),
+        ("DD", "%d"),
+        ("dddd", "%A"),
+        ("ddd", "%a"),
+        ("HH", "%H"),
+        ("hh", "%I"),
+        ("mm", "%M"),
+        ("ss", "%S"),
+        (".SSSSSS", "%.6f"),
+        (".SSS", "%.3f"),
+        ("SSS", "%.3f"),
+        ("ZZ", "%z"),
+        ("Z", "%:z"),
+        ("A", "%p"),
+        ("a", "%p"),
+        ("X", "%s"),
+    ];
+    let mut out = String::new();
+    let mut rest = m;
+    while !rest.is_empty() {
+        if let Some(inner) = rest.strip_prefix('[') {
+            let end = inner.find(']').unwrap_or(inner.len());
+            out.push_str(&inner[..end].replace('%', "%%"));
+            rest = inner.get(end + 1..).unwrap_or("");
+            continue;
+        }
+        if let Some((t, f)) = TOKENS.iter().find(|(t, _)| rest.starts_with(t)) {
+            out.push_str(f);
+            rest = &rest[t.len()..];
+            continue;
+        }
+        let c = rest.chars().next().unwrap_or(' ');
+        if c == '%' {
+            out.push_str("%%");
+        } else {
+            out.push(c);
+        }
+        rest = &rest[c.len_utf8()..];
+    }
+    out
+}
+
 impl TimeFormat {
     pub fn parse(fmt: &str) -> Result<TimeFormat, String> {
         let mut items = Vec::new();
@@ -296,6 +348,20 @@ impl Clock {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn moment_formats() {
+        for (m, want) in [
+            ("YYYY-MM-DD HH:mm:ss Z", "%Y-%m-%d %H:%M:%S %:z"),
+            ("YYYY-MM-DDTHH:mm:ss.SSSZ", "%Y-%m-%dT%H:%M:%S%.3f%:z"),
+            ("DD/MM/YY hh:mm A ZZ", "%d/%m/%y %I:%M %p %z"),
+            ("[at] HH:mm", "at %H:%M"),
+            ("MMM Do", "%b Do"),
+        ] {
+            assert_eq!(from_moment(m), want, "{m}");
+            assert!(TimeFormat::parse(&from_moment(m)).is_ok(), "{m}");
+        }
+    }
 
     fn render(fmt: &str, utc: bool, sec: i64, nanos: u32) -> String {
         let mut c = Clock::new(TimeFormat::parse(fmt).unwrap(), utc);
