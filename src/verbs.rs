@@ -946,16 +946,34 @@ fn logs(name: &str, lines: usize, follow: bool) -> Status {
         return exit::OK;
     }
     let mut followers: Vec<Follower> = files.iter().map(|p| Follower::new(p)).collect();
+    // `logs -f` in an npm script: when npm (the parent) is gone, or nobody
+    // reads stdout any more, following ends.
+    // SAFETY: getppid has no arguments.
+    let parent = unsafe { libc::getppid() };
     loop {
         for f in &mut followers {
             let data = f.poll();
-            if !data.is_empty() {
-                let _ = out.write_all(&data);
-                let _ = out.flush();
+            if !data.is_empty() && (out.write_all(&data).is_err() || out.flush().is_err()) {
+                return exit::OK;
             }
+        }
+        // SAFETY: getppid has no arguments.
+        if unsafe { libc::getppid() } != parent || stdout_closed() {
+            return exit::OK;
         }
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// Whether the reader of stdout went away (a pipe whose other end closed).
+fn stdout_closed() -> bool {
+    let mut p = libc::pollfd {
+        fd: 1,
+        events: 0,
+        revents: 0,
+    };
+    // SAFETY: one pollfd, no timeout.
+    unsafe { libc::poll(&mut p, 1, 0) > 0 && p.revents & (libc::POLLERR | libc::POLLHUP) != 0 }
 }
 
 /// The last `n` lines of a file, reading backwards in blocks.

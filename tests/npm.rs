@@ -36,6 +36,11 @@ fn have(tool: &str) -> bool {
 
 /// Sets up the project, or says why the test cannot run here.
 fn project() -> Option<TempDir> {
+    project_with(&[])
+}
+
+/// The same, with more `npm install` arguments (`--ignore-scripts`).
+fn project_with(install_args: &[&str]) -> Option<TempDir> {
     if !have("node") || !have("npm") {
         cannot_run("node and npm are needed for the npm round trip");
         return None;
@@ -51,7 +56,8 @@ fn project() -> Option<TempDir> {
   "private": true,
   "scripts": {
     "start": "keepup --max-restarts 2 --delay 100ms -- node crash.js",
-    "serve": "keepup --delay 100ms -- node server.js"
+    "serve": "keepup --delay 100ms -- node server.js",
+    "follow": "keepup logs web -f"
   }
 }
 "#,
@@ -75,6 +81,7 @@ fn project() -> Option<TempDir> {
             "--no-fund",
             "--loglevel=error",
         ])
+        .args(install_args)
         .arg(&main)
         .arg(&platform)
         .current_dir(&dir.0)
@@ -247,4 +254,87 @@ fn node_preload_serves_from_keepups_socket() {
         );
         assert!(l.pids.len() >= 2, "{name}: answers from {:?}", l.pids);
     }
+}
+
+/// Install scripts off (`--ignore-scripts`; npm 11 without allowScripts):
+/// `bin/keepup` is the Node shim. SIGTERM to npm still stops node, the shim
+/// and keepup; and `keepup logs -f` in a script ends with npm.
+#[test]
+fn shim_path_forwards_and_follows_its_parent() {
+    let Some(dir) = project_with(&["--ignore-scripts"]) else {
+        return;
+    };
+    let bin = std::fs::read(dir.path("node_modules/keepup-cli/bin/keepup")).unwrap();
+    assert!(
+        bin.starts_with(b"#!/usr/bin/env node"),
+        "the shim is in place"
+    );
+    let mut cmd = npm(&dir, &["run", "serve"]);
+    cmd.stdout(Stdio::null()).stderr(Stdio::null());
+    use std::os::unix::process::CommandExt;
+    cmd.process_group(0);
+    let mut child = cmd.spawn().unwrap();
+    let node = pid_from(&dir.path("node.pid"));
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let stopped = holds_within(Duration::from_secs(15), || !alive(node));
+    let npm_exited = holds_within(Duration::from_secs(15), || {
+        child.try_wait().ok().flatten().is_some()
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(stopped, "node {node} outlived npm through the shim");
+    assert!(npm_exited, "npm still running");
+    // No shim or keepup of this project is left.
+    let project_dir = dir.0.display().to_string();
+    let left = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|p| {
+            std::fs::read_link(format!("/proc/{p}/cwd"))
+                .is_ok_and(|c| c.display().to_string() == project_dir)
+        })
+        .filter(|p| alive(*p))
+        .collect::<Vec<_>>();
+    assert!(
+        holds_within(Duration::from_secs(10), || left.iter().all(|p| !alive(*p))),
+        "left running in the project: {left:?}"
+    );
+
+    // `npm run follow` (keepup logs -f), then SIGTERM to npm: it ends.
+    let state = dir.path("state");
+    keepup(["-d", "-n", "web", "--", "sleep", "100"])
+        .env("KEEPUP_HOME", &state)
+        .run()
+        .expect_code(0);
+    let mut cmd = npm(&dir, &["run", "follow"]);
+    cmd.stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0);
+    let mut child = cmd.spawn().unwrap();
+    // The native `keepup logs web -f` (the shim's child), by its cmdline.
+    let project = dir.0.display().to_string();
+    let follower = || {
+        std::fs::read_dir("/proc").unwrap().flatten().find_map(|e| {
+            let p = e.file_name().to_str()?.parse::<i32>().ok()?;
+            let cmdline = std::fs::read(format!("/proc/{p}/cmdline")).ok()?;
+            let text = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            (text.starts_with(&format!(
+                "{project}/node_modules/keepup-cli-linux-x64/bin/keepup logs web"
+            )) && alive(p))
+            .then_some(p)
+        })
+    };
+    let mut found = None;
+    wait_for("keepup logs -f running", Duration::from_secs(15), || {
+        found = follower();
+        found.is_some()
+    });
+    let f = found.unwrap();
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let ended = holds_within(Duration::from_secs(10), || !alive(f));
+    let _ = child.kill();
+    let _ = child.wait();
+    keepup(["stop", "web"]).env("KEEPUP_HOME", &state).run();
+    assert!(ended, "keepup logs -f {f} outlived npm");
 }

@@ -6,7 +6,7 @@
 const fs = require('fs');
 const path = require('path');
 
-const platforms = { 'linux x64': 'keepup-cli-linux-x64' };
+const platforms = { 'linux x64': 'keepup-cli-linux-x64', 'linux arm64': 'keepup-cli-linux-arm64' };
 const pkg = platforms[`${process.platform} ${process.arch}`];
 const target = path.join(__dirname, 'bin', 'keepup');
 
