@@ -236,6 +236,13 @@ pub const OPTIONS: &[OptSpec] = &[
         "rotated files kept [default: 5]",
     ),
     opt(
+        "log-format",
+        None,
+        Logs,
+        "FORMAT",
+        "text, or json: one JSON object per line in the files [default: text]",
+    ),
+    opt(
         "detach",
         Some('d'),
         Instances,

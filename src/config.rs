@@ -23,6 +23,8 @@ pub struct LogConfig {
     /// `0` never rotates.
     pub max_size: u64,
     pub keep: u32,
+    /// `--log-format json`: one JSON object per line in the files.
+    pub json: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -349,6 +351,11 @@ impl Config {
             utc: r.flag("utc"),
             max_size: r.parsed("log-max-size", "10M", "size", parse_size)?,
             keep: r.parsed("log-keep", "5", "count", parse_count)?,
+            json: r.parsed("log-format", "text", "log format", |v| match v {
+                "text" => Ok(false),
+                "json" => Ok(true),
+                _ => Err("use text or json".into()),
+            })?,
         };
 
         let command = settings.command.clone();
@@ -677,6 +684,7 @@ mod tests {
             "PATH" => "/",
             "PATTERN" => "dist",
             "LIST" => "js,json",
+            "FORMAT" => "json",
             "URL" => "http://127.0.0.1:1/",
             other => panic!("no sample value for {other}: add one here"),
         };

@@ -452,7 +452,7 @@ impl Supervisor {
                         pgid: self.cfg.own_group.then_some(child.pid),
                         started: now,
                         exited: false,
-                        pipes: Pipes::new(child.stdout, child.stderr),
+                        pipes: Pipes::new(child.stdout, child.stderr, child.pid),
                         checks,
                     },
                     gated,

@@ -513,3 +513,43 @@ fn external_copytruncate_is_noticed() {
     );
     assert!(text.starts_with(|c: char| c.is_ascii_digit()), "{text}");
 }
+
+/// `--log-format json` (SPEC 5): every line of a crash loop's log, binary
+/// and invalid UTF-8 input included, is one JSON object a parser reads,
+/// with the time, the stream, the name, the right pid and the text.
+#[test]
+fn json_log_format_every_line_parses() {
+    let dir = TempDir::new();
+    let log = dir.path("j.log");
+    let f = keepup(with_sh(
+        &["-q", "-n", "j", "--log-format", "json", "--log", log.to_str().unwrap(), "--max-restarts", "2", "--delay", "10ms"],
+        "printf 'plain\\n\"quoted\" \\\\ and\\ttab\\n'; printf 'bin \\000 nul \\377\\376 bad\\n' >&2; printf 'no newline at the end'; exit 3",
+    ))
+    .run();
+    f.expect_code(3);
+    let check = "import json, sys\n\
+recs = [json.loads(l) for l in open(sys.argv[1], 'rb')]\n\
+assert all(set(r) == {'time', 'stream', 'name', 'pid', 'msg'} for r in recs), recs\n\
+assert all(r['name'] == 'j' for r in recs)\n\
+outs = [r for r in recs if r['stream'] == 'out']\n\
+errs = [r for r in recs if r['stream'] == 'err']\n\
+keep = [r for r in recs if r['stream'] == 'keepup']\n\
+assert [r['msg'] for r in outs[:3]] == ['plain', '\"quoted\" \\\\ and\\ttab', 'no newline at the end'], outs[:3]\n\
+assert errs[0]['msg'] == 'bin \\x00 nul \\ufffd\\ufffd bad', errs[0]\n\
+started = [int(r['msg'].split()[-1]) for r in keep if r['msg'].startswith('started pid')]\n\
+assert len(started) == 3, keep\n\
+assert {r['pid'] for r in outs} == set(started), (outs, started)\n\
+assert any(r['msg'].startswith('gave up') for r in keep)\n\
+print('ok', len(recs))\n";
+    let out = std::process::Command::new("python3")
+        .args(["-c", check])
+        .arg(&log)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        read(&log)
+    );
+}

@@ -4,6 +4,7 @@
 //! blocks the child on file I/O and never stops supervision on an error.
 
 pub mod clock;
+pub mod json;
 pub mod pump;
 pub mod sink;
 
@@ -51,11 +52,15 @@ struct Pipe {
 #[derive(Default)]
 pub struct Pipes {
     pipes: [Pipe; 2],
+    /// The run's main pid, for `--log-format json` records.
+    pid: i32,
 }
 
 impl Pipes {
-    pub fn new(out: Option<OwnedFd>, err: Option<OwnedFd>) -> Pipes {
+    /// The pipes of the run whose main process is `pid`.
+    pub fn new(out: Option<OwnedFd>, err: Option<OwnedFd>, pid: i32) -> Pipes {
         Pipes {
+            pid,
             pipes: [
                 Pipe {
                     fd: out,
@@ -104,6 +109,13 @@ pub struct Logs {
     console_prefix_len: usize,
     read_buf: Vec<u8>,
     recovered: Vec<Recovered>,
+    /// `--log-format json`: the name as a JSON string's inside, keepup's
+    /// pid, the record prefix per stream and a buffer for escaped text.
+    json: bool,
+    json_name: Vec<u8>,
+    my_pid: i32,
+    json_prefix: [Vec<u8>; 2],
+    escaped: Vec<u8>,
 }
 
 impl Logs {
@@ -134,6 +146,16 @@ impl Logs {
             console: [Vec::new(), Vec::new()],
             prefix: [Vec::new(), Vec::new()],
             console_prefix_len: 0,
+            json: cfg.json,
+            json_name: {
+                let mut n = Vec::new();
+                json::escape_into(&mut n, name.as_bytes());
+                n
+            },
+            // SAFETY: getpid has no arguments.
+            my_pid: unsafe { libc::getpid() },
+            json_prefix: [Vec::new(), Vec::new()],
+            escaped: Vec::new(),
             read_buf: Vec::new(),
             recovered: Vec::new(),
         })
@@ -222,7 +244,7 @@ impl Logs {
         if !pipes.pipes[stream as usize].lines.has_partial() {
             return;
         }
-        self.stamp(stream);
+        self.stamp(stream, pipes.pid);
         let lines = &mut pipes.pipes[stream as usize].lines;
         lines.flush(|line| self.emit(stream, line));
     }
@@ -232,16 +254,26 @@ impl Logs {
             // Unchanged pass-through; a broken console must not stop logging.
             let _ = crate::sys::write_all(stream.console_fd(), chunk);
         }
-        self.stamp(stream);
+        self.stamp(stream, pipes.pid);
         let lines = &mut pipes.pipes[stream as usize].lines;
         lines.feed(chunk, now, |line| self.emit(stream, line));
     }
 
     /// Renders the line prefix (`<ts> <tag> `) once for all the lines of a
     /// read, into a buffer that is reused.
-    fn stamp(&mut self, stream: Stream) {
+    fn stamp(&mut self, stream: Stream, pid: i32) {
         let (s, n) = clock::wall_now();
         let ts = self.clock.render(s, n);
+        if self.json {
+            let tag = std::str::from_utf8(stream.tag()).unwrap_or("out");
+            json::prefix(
+                &mut self.json_prefix[stream as usize],
+                ts,
+                tag,
+                &self.json_name,
+                pid,
+            );
+        }
         let p = &mut self.prefix[stream as usize];
         p.clear();
         p.extend_from_slice(ts);
@@ -252,9 +284,18 @@ impl Logs {
     }
 
     fn emit(&mut self, stream: Stream, line: &[u8]) {
-        let prefix = &self.prefix[stream as usize];
+        let (prefix, parts): (&[u8], [&[u8]; 2]) = if self.json {
+            self.escaped.clear();
+            json::escape_into(&mut self.escaped, line);
+            (
+                &self.json_prefix[stream as usize],
+                [&self.escaped, json::SUFFIX],
+            )
+        } else {
+            (&self.prefix[stream as usize], [line, b""])
+        };
         if let Some(m) = &mut self.merged
-            && let Some(r) = m.line(prefix, &[line])
+            && let Some(r) = m.line(prefix, &parts)
         {
             self.recovered.push(r);
         }
@@ -263,10 +304,11 @@ impl Logs {
             Stream::Err => &mut self.err,
         };
         if let Some(o) = own
-            && let Some(r) = o.line(prefix, &[line])
+            && let Some(r) = o.line(prefix, &parts)
         {
             self.recovered.push(r);
         }
+        let prefix = &self.prefix[stream as usize];
         if self.timestamps && !self.quiet {
             let c = &mut self.console[stream as usize];
             sink::append(c, &prefix[..self.console_prefix_len]);
@@ -275,9 +317,21 @@ impl Logs {
         }
     }
 
-    /// `<ts> keepup ` for keepup's own lines.
+    /// `<ts> keepup ` for keepup's own lines (the JSON record's start
+    /// under `--log-format json`).
     fn event_prefix(&mut self) -> Vec<u8> {
         let (s, n) = clock::wall_now();
+        if self.json {
+            let mut p = Vec::new();
+            json::prefix(
+                &mut p,
+                self.clock.render(s, n),
+                "keepup",
+                &self.json_name,
+                self.my_pid,
+            );
+            return p;
+        }
         let mut p = self.clock.render(s, n).to_vec();
         p.extend_from_slice(b" keepup ");
         p
@@ -296,8 +350,15 @@ impl Logs {
         if self.merged.is_some() {
             let prefix = self.event_prefix();
             let name = format!("{}: ", self.name);
+            let mut escaped = Vec::new();
+            let parts: [&[u8]; 2] = if self.json {
+                json::escape_into(&mut escaped, text.as_bytes());
+                [&escaped, json::SUFFIX]
+            } else {
+                [name.as_bytes(), text.as_bytes()]
+            };
             if let Some(m) = &mut self.merged
-                && let Some(r) = m.line(&prefix, &[name.as_bytes(), text.as_bytes()])
+                && let Some(r) = m.line(&prefix, &parts)
             {
                 self.recovered.push(r);
             }
@@ -311,8 +372,15 @@ impl Logs {
         let _ = crate::sys::write_all(2, format!("keepup: {text}\n").as_bytes());
         if self.merged.is_some() {
             let prefix = self.event_prefix();
+            let mut escaped = Vec::new();
+            let parts: [&[u8]; 2] = if self.json {
+                json::escape_into(&mut escaped, text.as_bytes());
+                [&escaped, json::SUFFIX]
+            } else {
+                [text.as_bytes(), b""]
+            };
             if let Some(m) = &mut self.merged {
-                let _ = m.line(&prefix, &[text.as_bytes()]);
+                let _ = m.line(&prefix, &parts);
                 let _ = m.flush();
             }
         }
