@@ -21,5 +21,5 @@ if [ ${#pkgs[@]} -gt 0 ]; then
 fi
 if [ ! -x "$here/out/npm/node_modules/.bin/pm2" ] && command -v npm >/dev/null 2>&1; then
   mkdir -p "$here/out/npm"
-  npm install --prefix "$here/out/npm" --no-audit --no-fund --loglevel=error pm2 >/dev/null || echo "bench: pm2 could not be installed; its rows are skipped" >&2
+  npm install --prefix "$here/out/npm" --no-audit --no-fund --loglevel=error pm2 nodemon >/dev/null || echo "bench: pm2 could not be installed; its rows are skipped" >&2
 fi

@@ -47,6 +47,7 @@ run() {
 run "gen > file" "rm -f f" "$GEN $N > f" f
 run "gen | cat > file" "rm -f f" "$GEN $N | cat > f" f
 run "keepup --log FILE --quiet" "rm -f k*" "$KEEPUP --log k --quiet --log-max-size 0 --restart never -- $GEN $N" k
+run "keepup --log-format json" "rm -f kj*" "$KEEPUP --log kj --log-format json --quiet --log-max-size 0 --restart never -- $GEN $N" kj
 run "ts (moreutils)" "rm -f t" "$GEN $N | ts '%Y-%m-%dT%H:%M:%.S' > t" t
 run "s6-log t" "rm -rf s6" "$GEN $N | s6-log n100 s100000000 t ./s6" 's6/current s6/@*'
 run "svlogd -tt" "rm -rf sv; mkdir sv; printf 's0\nn100\n' > sv/config" "$GEN $N | svlogd -tt sv" 'sv/current sv/@*'
