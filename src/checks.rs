@@ -60,6 +60,8 @@ pub struct Checks {
     pub last_probe: String,
     /// `--watchdog`: when the next ping is due at the latest.
     watchdog_due: Option<Instant>,
+    /// The run's main pid: `--ready-port` counts only a socket of its tree.
+    pid: i32,
     /// Probe commands run as the child's user, in its directory.
     user: Option<crate::users::User>,
     cwd: Option<std::path::PathBuf>,
@@ -95,6 +97,7 @@ impl Checks {
             failures: 0,
             last_probe: String::new(),
             watchdog_due: None,
+            pid: 0,
             user,
             cwd,
         }
@@ -115,6 +118,11 @@ impl Checks {
         crate::sys::set_nonblocking(r.as_raw_fd())?;
         self.ready_pipe = Some(r);
         Ok(Some((w, n)))
+    }
+
+    /// The run's main pid, known once it is spawned.
+    pub fn set_pid(&mut self, pid: i32) {
+        self.pid = pid;
     }
 
     /// A run has started.
@@ -370,6 +378,16 @@ impl Checks {
     fn finished(&mut self, purpose: Purpose, outcome: Outcome, now: Instant) -> Option<Event> {
         match purpose {
             Purpose::Ready => match outcome {
+                // A port that answers is the run's only when a process of
+                // its tree listens there (SPEC 8): a stranger holding the
+                // port while the child crash-loops is no readiness.
+                Ok(())
+                    if matches!(self.cfg.ready, Some(ReadyCheck::Port(p))
+                    if !crate::probe::tree_holds(self.pid, &crate::probe::listening_inodes(p))) =>
+                {
+                    self.next_ready = Some(now + READY_POLL);
+                    None
+                }
                 Ok(()) => self.became_ready(now),
                 Err(_) => {
                     self.next_ready = Some(now + READY_POLL);

@@ -431,3 +431,98 @@ mod tests {
         unsafe { libc::close(closed) };
     }
 }
+
+/// The inodes of the sockets that listen on TCP `port` (any address), from
+/// `/proc/net/tcp` and `/proc/net/tcp6` ("sl local rem st ... inode").
+pub fn listening_inodes(port: u16) -> Vec<u64> {
+    let mut out = Vec::new();
+    for file in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(text) = std::fs::read_to_string(file) else {
+            continue;
+        };
+        out.extend(parse_listening(&text, port));
+    }
+    out
+}
+
+/// The pure part of `listening_inodes`, for one file's text.
+pub fn parse_listening(text: &str, port: u16) -> Vec<u64> {
+    text.lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            if f.len() < 10 || f[3] != "0A" {
+                return None;
+            }
+            let p = u16::from_str_radix(f[1].rsplit(':').next()?, 16).ok()?;
+            (p == port).then(|| f[9].parse().ok()).flatten()
+        })
+        .collect()
+}
+
+/// Whether a process of `root`'s tree holds one of the sockets `inodes`:
+/// a port answered by a stranger (another program holding it while the
+/// child crash-loops) never makes a run ready.
+pub fn tree_holds(root: i32, inodes: &[u64]) -> bool {
+    if inodes.is_empty() {
+        return false;
+    }
+    let wanted: Vec<String> = inodes.iter().map(|i| format!("socket:[{i}]")).collect();
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    for p in procs.flatten() {
+        let Some(pid) = p.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+            continue;
+        };
+        let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+            continue;
+        };
+        let holds = fds.flatten().any(|fd| {
+            std::fs::read_link(fd.path())
+                .is_ok_and(|t| wanted.iter().any(|w| t.as_os_str() == w.as_str()))
+        });
+        if holds && crate::notify::in_tree(pid, root) {
+            return true;
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+mod listen_tests {
+    use super::*;
+
+    #[test]
+    fn listening_lines() {
+        let text = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n\
+   0: 0100007F:0BB8 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 12345 1 0000000000000000 100 0 0 10 0\n\
+   1: 0100007F:0BB8 0100007F:C350 01 00000000:00000000 00:00000000 00000000     0        0 99999 1 0000000000000000 20 4 30 10 -1\n\
+   2: 00000000:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 777 1 0000000000000000 100 0 0 10 0\n";
+        assert_eq!(
+            parse_listening(text, 3000),
+            vec![12345],
+            "listening only, not connections"
+        );
+        assert_eq!(parse_listening(text, 8080), vec![777]);
+        assert!(parse_listening(text, 1).is_empty());
+    }
+
+    #[test]
+    fn a_socket_of_this_process_is_in_its_tree() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let inodes = listening_inodes(port);
+        assert_eq!(inodes.len(), 1);
+        let me = std::process::id() as i32;
+        assert!(tree_holds(me, &inodes));
+        // A stranger's tree (a child of ours holds nothing) does not.
+        let mut other = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
+        assert!(!tree_holds(other.id() as i32, &inodes));
+        let _ = other.kill();
+        let _ = other.wait();
+    }
+}

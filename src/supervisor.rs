@@ -444,6 +444,7 @@ impl Supervisor {
         match spawned {
             Ok(child) => {
                 let gated = checks.gated();
+                checks.set_pid(child.pid);
                 let check = checks.on_start(now);
                 self.no_children = false;
                 Ok((

@@ -394,3 +394,42 @@ fn probes_leave_no_zombie() {
     k.signal(libc::SIGTERM);
     k.finish();
 }
+
+/// A port held by another program never makes a run ready (SPEC 8): only a
+/// socket of the child's own tree counts.
+#[test]
+fn a_strangers_port_is_not_readiness() {
+    let stranger = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = stranger.local_addr().unwrap().port();
+    let home = TempDir::new();
+    let log = home.path("s.log");
+    let k = keepup(with_sh(
+        &[
+            "-n",
+            "s",
+            "--ready-port",
+            &port.to_string(),
+            "--ready-timeout",
+            "1s",
+            "--max-restarts",
+            "1",
+            "--delay",
+            "10ms",
+            "--log",
+            log.to_str().unwrap(),
+        ],
+        "exec sleep 100",
+    ))
+    .env("KEEPUP_HOME", &home.0)
+    .spawn();
+    // The stranger answers every connect; the child never listens.
+    let f = k.finish();
+    f.expect_code(143);
+    let text = read(&log);
+    assert!(
+        !text.contains("keepup s: ready after"),
+        "a stranger's port made it ready:\n{text}"
+    );
+    assert!(text.contains("not ready after 1s"), "{text}");
+    drop(stranger);
+}
