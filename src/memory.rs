@@ -230,6 +230,57 @@ fn parse_statm(text: &[u8]) -> Option<u64> {
         .ok()
 }
 
+/// Every process of the machine from one scan of `/proc`, with each one's
+/// children: what `keepup status` uses for all its instances at once, so
+/// its cost does not grow with the square of the number of instances.
+pub struct ProcTable {
+    procs: Vec<ProcStat>,
+    children: std::collections::HashMap<i32, Vec<usize>>,
+}
+
+impl ProcTable {
+    pub fn scan() -> ProcTable {
+        let mut procs = Vec::new();
+        scan(&mut procs);
+        let mut children: std::collections::HashMap<i32, Vec<usize>> =
+            std::collections::HashMap::with_capacity(procs.len());
+        for (i, p) in procs.iter().enumerate() {
+            children.entry(p.ppid).or_default().push(i);
+        }
+        ProcTable { procs, children }
+    }
+
+    /// The resident memory of `root`'s descendants (keepup's tree: the
+    /// child and everything under it), and how many they are.
+    pub fn tree_rss(&self, root: i32) -> (u64, usize) {
+        let page = page_size();
+        let mut frontier = vec![root];
+        let (mut bytes, mut count) = (0, 0);
+        let mut buf = [0u8; 128];
+        while let Some(parent) = frontier.pop() {
+            for &i in self.children.get(&parent).map_or(&[][..], |v| v.as_slice()) {
+                let pid = self.procs[i].pid;
+                frontier.push(pid);
+                count += 1;
+                if let Some(n) = read_proc(pid, "statm", &mut buf)
+                    && let Some(pages) = parse_statm(&buf[..n])
+                {
+                    bytes += pages * page;
+                }
+            }
+        }
+        (bytes, count)
+    }
+
+    /// The start time of `pid` (clock ticks after boot), if it runs.
+    pub fn start_time(&self, pid: i32) -> Option<u64> {
+        self.procs
+            .iter()
+            .find(|p| p.pid == pid)
+            .map(|p| p.start_time)
+    }
+}
+
 impl Sampler {
     pub fn sample(&mut self, root: i32) -> Sample {
         let full = root != self.root || self.samples.is_multiple_of(FULL_SCAN_EVERY);

@@ -516,8 +516,9 @@ fn status(names: Vec<String>, json: bool, watch: bool, prune: bool) -> Status {
                 complain(&format!("no instance named '{name}'"));
             }
         }
-        let mut sampler = crate::memory::Sampler::default();
-        let rows: Vec<Row> = entries.iter().map(|e| Row::of(e, &mut sampler)).collect();
+        // One scan of /proc for every instance shown.
+        let procs = crate::memory::ProcTable::scan();
+        let rows: Vec<Row> = entries.iter().map(|e| Row::of(e, &procs)).collect();
         let text = if json { to_json(&rows) } else { table(&rows) };
         if watch {
             let tty = crate::sys::isatty(1);
@@ -555,10 +556,10 @@ struct Row {
 }
 
 impl Row {
-    fn of(e: &Entry, sampler: &mut crate::memory::Sampler) -> Row {
+    fn of(e: &Entry, table: &crate::memory::ProcTable) -> Row {
         let running = e.child_running();
         let now = crate::logs::clock::wall_now().0;
-        let memory = running.then(|| sampler.sample(e.snap.keepup_pid).bytes);
+        let memory = running.then(|| table.tree_rss(e.snap.keepup_pid).0);
         let log = e
             .snap
             .log
