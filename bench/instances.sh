@@ -10,7 +10,7 @@ work=$(mktemp -d)
 export KEEPUP_HOME=$work/state
 trap '"$KEEPUP" stop "i-*" >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
 ns=("$@"); [ ${#ns[@]} -gt 0 ] || ns=(10 100 1000)
-ms() { python3 -c "import time; print(int(time.time() * 1000))"; }
+ms() { local t=${EPOCHREALTIME/./}; echo $((t / 1000)); }
 out=$here/out/instances.md
 mkdir -p "$here/out"
 {

@@ -400,6 +400,37 @@ unsafe fn in_child(
     }
 }
 
+/// The child's stack under `clone`: `in_child` needs little (no
+/// allocation, a few small buffers); generous for what libc's calls use.
+const CHILD_STACK: usize = 128 * 1024;
+
+/// What `child_main` gets through `clone`'s one pointer.
+struct ChildArgs {
+    prepared: *mut Prepared,
+    new_session: bool,
+    own_group: bool,
+    take_terminal: bool,
+    inherited: *const Inherited,
+    keepup_pid: i32,
+    report: RawFd,
+}
+
+extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: `arg` is the ChildArgs of `spawn`, alive while keepup waits.
+    unsafe {
+        let a = &*(arg as *const ChildArgs);
+        in_child(
+            &mut *a.prepared,
+            a.new_session,
+            a.own_group,
+            a.take_terminal,
+            &*a.inherited,
+            a.keepup_pid,
+            a.report,
+        )
+    }
+}
+
 /// An open /dev/null, close-on-exec.
 fn dev_null() -> io::Result<OwnedFd> {
     Ok(std::fs::OpenOptions::new()
@@ -449,24 +480,35 @@ pub fn spawn(spec: &SpawnSpec) -> Result<Spawned, SpawnError> {
         libc::sigprocmask(libc::SIG_SETMASK, &all, &mut old);
         old
     };
-    // SAFETY: keepup is single-threaded, so the child is a copy of a
-    // consistent process; it runs only async-signal-safe code.
-    let pid = unsafe { libc::fork() };
-    if pid == 0 {
-        drop(report_r);
-        // SAFETY: see in_child.
-        unsafe {
-            in_child(
-                &mut prepared,
-                spec.user.is_some(),
-                spec.own_group,
-                take_terminal,
-                &spec.inherited,
-                keepup_pid,
-                report_w.as_raw_fd(),
-            )
-        }
-    }
+    // vfork semantics: the child shares keepup's memory and runs on a
+    // stack of its own until it execs or exits, while keepup waits; no
+    // page table is copied, which is what makes a restart cheaper than a
+    // shell's fork+exec. The child only reads what was prepared above and
+    // writes into the scratch parts of `prepared` (moved fds, pid digits);
+    // all signals are blocked, and it never returns into keepup's code.
+    let mut args = ChildArgs {
+        prepared: &mut prepared,
+        new_session: spec.user.is_some(),
+        own_group: spec.own_group,
+        take_terminal,
+        inherited: &spec.inherited,
+        keepup_pid,
+        report: report_w.as_raw_fd(),
+    };
+    let mut stack = vec![0u64; CHILD_STACK / 8];
+    // SAFETY: the stack grows down from its 16-byte aligned top; `args`
+    // and `stack` outlive the child's use of them, since keepup is
+    // suspended (CLONE_VFORK) until the child has exec'd or exited.
+    let pid = unsafe {
+        let top = stack.as_mut_ptr().add(stack.len()).cast::<libc::c_void>();
+        libc::clone(
+            child_main,
+            top,
+            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+            (&mut args as *mut ChildArgs).cast(),
+        )
+    };
+    drop(stack);
     let fork_error = io::Error::last_os_error();
     // SAFETY: restoring keepup's own mask.
     unsafe { libc::sigprocmask(libc::SIG_SETMASK, &old_mask, std::ptr::null_mut()) };
