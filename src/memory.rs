@@ -16,6 +16,8 @@ pub struct ProcStat {
     /// Start time in clock ticks after boot: with the pid, it identifies a
     /// process (pids are reused).
     pub start_time: u64,
+    /// CPU time used so far, user and system, in clock ticks.
+    pub cpu_ticks: u64,
 }
 
 /// Parses `/proc/PID/stat`. The command name (field 2) may hold spaces and
@@ -35,7 +37,9 @@ pub fn parse_stat(text: &[u8]) -> Option<ProcStat> {
     let _state = nth(0)?;
     let ppid = nth(0)?.parse().ok()?; // field 4
     let pgid = nth(0)?.parse().ok()?; // field 5
-    let start_time = nth(16)?.parse().ok()?; // field 22
+    let utime: u64 = nth(8)?.parse().ok()?; // field 14
+    let stime: u64 = nth(0)?.parse().ok()?; // field 15
+    let start_time = nth(6)?.parse().ok()?; // field 22
     let _vsize = nth(0)?; // field 23
     let rss: i64 = nth(0)?.parse().ok()?; // field 24
     Some(ProcStat {
@@ -44,6 +48,7 @@ pub fn parse_stat(text: &[u8]) -> Option<ProcStat> {
         pgid,
         rss_pages: rss.max(0) as u64,
         start_time,
+        cpu_ticks: utime + stime,
     })
 }
 
@@ -279,6 +284,19 @@ impl ProcTable {
             .find(|p| p.pid == pid)
             .map(|p| p.start_time)
     }
+
+    /// CPU ticks used by `root`'s descendants that are alive now.
+    pub fn tree_cpu(&self, root: i32) -> u64 {
+        let mut frontier = vec![root];
+        let mut ticks = 0;
+        while let Some(parent) = frontier.pop() {
+            for &i in self.children.get(&parent).map_or(&[][..], |v| v.as_slice()) {
+                frontier.push(self.procs[i].pid);
+                ticks += self.procs[i].cpu_ticks;
+            }
+        }
+        ticks
+    }
 }
 
 impl Sampler {
@@ -413,7 +431,8 @@ mod tests {
                 ppid: 1,
                 pgid: 4242,
                 rss_pages: 2500,
-                start_time: 123456
+                start_time: 123456,
+                cpu_ticks: 8
             }
         );
         assert_eq!(parse_stat(b"12 (x"), None);
@@ -478,6 +497,7 @@ mod tests {
             pgid: 0,
             rss_pages: 1,
             start_time: 0,
+            cpu_ticks: 0,
         };
         let procs = [
             p(1, 0),

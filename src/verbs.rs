@@ -492,6 +492,7 @@ fn status(names: Vec<String>, json: bool, watch: bool, prune: bool) -> Status {
         }
         return exit::OK;
     }
+    let mut cpu = CpuMeter::default();
     loop {
         let mut entries = vec![];
         let mut missing = false;
@@ -518,7 +519,11 @@ fn status(names: Vec<String>, json: bool, watch: bool, prune: bool) -> Status {
         }
         // One scan of /proc for every instance shown.
         let procs = crate::memory::ProcTable::scan();
-        let rows: Vec<Row> = entries.iter().map(|e| Row::of(e, &procs)).collect();
+        cpu.watch = watch;
+        let rows: Vec<Row> = entries
+            .iter()
+            .map(|e| Row::of(e, &procs, &mut cpu))
+            .collect();
         let text = if json { to_json(&rows) } else { table(&rows) };
         if watch {
             let tty = crate::sys::isatty(1);
@@ -544,6 +549,9 @@ struct Row {
     uptime: Option<Duration>,
     restarts: u64,
     memory: Option<u64>,
+    /// Percent of one core: since the run started, or over the last
+    /// refresh under `-w`.
+    cpu: Option<f64>,
     last_exit: String,
     log: String,
     ready: bool,
@@ -556,10 +564,13 @@ struct Row {
 }
 
 impl Row {
-    fn of(e: &Entry, table: &crate::memory::ProcTable) -> Row {
+    fn of(e: &Entry, table: &crate::memory::ProcTable, cpu: &mut CpuMeter) -> Row {
         let running = e.child_running();
         let now = crate::logs::clock::wall_now().0;
         let memory = running.then(|| table.tree_rss(e.snap.keepup_pid).0);
+        let cpu = running
+            .then(|| cpu.percent(&e.name, table, e.snap.keepup_pid, e.snap.child_pid))
+            .flatten();
         let log = e
             .snap
             .log
@@ -574,6 +585,7 @@ impl Row {
             uptime: running.then(|| Duration::from_secs((now - e.snap.started_at).max(0) as u64)),
             restarts: e.snap.restarts,
             memory,
+            cpu,
             last_exit: e.snap.last_exit.clone(),
             log: log.map(|p| p.display().to_string()).unwrap_or_default(),
             ready: e.live && e.snap.ready,
@@ -606,9 +618,47 @@ fn colour(state: &str) -> &'static str {
     }
 }
 
+/// CPU use of instances' trees: since each run started, or between two
+/// refreshes of `status -w`.
+#[derive(Default)]
+struct CpuMeter {
+    watch: bool,
+    last: std::collections::HashMap<String, (u64, Instant)>,
+}
+
+impl CpuMeter {
+    fn percent(
+        &mut self,
+        name: &str,
+        table: &crate::memory::ProcTable,
+        keepup: i32,
+        child: i32,
+    ) -> Option<f64> {
+        // SAFETY: sysconf has no memory arguments.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+        let ticks = table.tree_cpu(keepup);
+        let now = Instant::now();
+        if self.watch
+            && let Some((before, at)) = self.last.insert(name.to_string(), (ticks, now))
+        {
+            let secs = now.duration_since(at).as_secs_f64();
+            return (secs > 0.0).then(|| (ticks.saturating_sub(before) as f64 / hz) / secs * 100.0);
+        }
+        let uptime: f64 = std::fs::read_to_string("/proc/uptime")
+            .ok()?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()?;
+        let started = table.start_time(child)? as f64 / hz;
+        let secs = uptime - started;
+        (secs > 0.0).then(|| (ticks as f64 / hz) / secs * 100.0)
+    }
+}
+
 fn table(rows: &[Row]) -> String {
     let dash = |s: String| if s.is_empty() { "-".to_string() } else { s };
-    let cells: Vec<[String; 9]> = rows
+    let cells: Vec<[String; 10]> = rows
         .iter()
         .map(|r| {
             [
@@ -618,6 +668,7 @@ fn table(rows: &[Row]) -> String {
                 r.uptime.map(format_uptime).unwrap_or("-".into()),
                 r.restarts.to_string(),
                 r.memory.map(format_size).unwrap_or("-".into()),
+                r.cpu.map(|c| format!("{c:.1}%")).unwrap_or("-".into()),
                 dash(r.last_exit.clone()),
                 dash(r.probe.clone()),
                 dash(r.log.clone()),
@@ -631,6 +682,7 @@ fn table(rows: &[Row]) -> String {
         "UPTIME",
         "RESTARTS",
         "MEMORY",
+        "CPU",
         "LAST EXIT",
         "CHECK",
         "LOG",
@@ -692,7 +744,7 @@ fn to_json(rows: &[Row]) -> String {
         .iter()
         .map(|r| {
             format!(
-                "{{\"name\":{},\"state\":{},\"pid\":{},\"keepup_pid\":{},\"uptime_ms\":{},\"restarts\":{},\"memory_bytes\":{},\"last_exit\":{},\"log\":{},\"ready\":{},\"last_probe\":{},\"status_text\":{},\"cwd\":{},\"user\":{},\"env_files\":[{}],\"command\":[{}]}}",
+                "{{\"name\":{},\"state\":{},\"pid\":{},\"keepup_pid\":{},\"uptime_ms\":{},\"restarts\":{},\"memory_bytes\":{},\"cpu_percent\":{},\"last_exit\":{},\"log\":{},\"ready\":{},\"last_probe\":{},\"status_text\":{},\"cwd\":{},\"user\":{},\"env_files\":[{}],\"command\":[{}]}}",
                 json_str(&r.name),
                 json_str(&r.state),
                 opt(r.pid.map(|p| p.to_string())),
@@ -700,6 +752,7 @@ fn to_json(rows: &[Row]) -> String {
                 opt(r.uptime.map(|u| u.as_millis().to_string())),
                 r.restarts,
                 opt(r.memory.map(|m| m.to_string())),
+                opt(r.cpu.map(|c| format!("{c:.1}"))),
                 if r.last_exit.is_empty() { "null".into() } else { json_str(&r.last_exit) },
                 if r.log.is_empty() { "null".into() } else { json_str(&r.log) },
                 r.ready,

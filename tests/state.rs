@@ -590,3 +590,23 @@ fn project_keepup_folder_is_found_and_checked() {
         "symlink refused",
     );
 }
+
+/// `status` shows CPU (SPEC 7): percent of one core since the run started.
+#[test]
+fn status_shows_cpu() {
+    let home = TempDir::new();
+    for (name, script) in [("busy", "while :; do :; done"), ("idle", "exec sleep 100")] {
+        detached(&home.0, name, &[], script).expect_code(0);
+    }
+    let since = std::time::Instant::now();
+    wait_for("a second of work", Duration::from_secs(5), || {
+        since.elapsed() >= Duration::from_secs(1)
+    });
+    let json = verb(&home.0, &["status", "--json"]).stdout;
+    let cpu = |n: &str| json_field(&json, n, "cpu_percent").parse::<f64>().unwrap();
+    assert!(cpu("busy") > 40.0, "{json}");
+    assert!(cpu("idle") < 5.0, "{json}");
+    let table = verb(&home.0, &["status"]).stdout;
+    assert!(table.lines().next().unwrap().contains(" CPU "), "{table}");
+    stop_all(&home.0, &["busy", "idle"]);
+}
