@@ -6,7 +6,7 @@ BIN := target/release/keepup
 MUSL := x86_64-unknown-linux-musl
 STATIC := target/keepup-static
 
-.PHONY: build static npm-pack test soak fuzz lint fmt install demo bench clean
+.PHONY: build static static-arm64 npm-pack test soak fuzz lint fmt install demo bench clean
 
 build:
 	$(CARGO) build --release --locked
@@ -34,7 +34,22 @@ static:
 	fi; \
 	ls -l $(STATIC) | awk -v how="$$how" '{print "keepup (static, musl, " how "): " $$5 " bytes -> $(STATIC)"}'
 
-# Tarballs for npm in target/npm: `keepup-cli` and `keepup-cli-linux-x64`. Falls
+# The arm64 binary (Graviton servers, arm64 containers on Apple machines):
+# static musl, cross-linked with Debian's gcc-aarch64-linux-gnu; tested
+# under qemu-user (tests/arm64.rs).
+ARM64 := aarch64-unknown-linux-musl
+STATIC_ARM64 := target/keepup-static-arm64
+static-arm64:
+	@rustup target list --installed 2>/dev/null | grep -qx $(ARM64) || rustup target add $(ARM64) >/dev/null 2>&1 || \
+	  { echo "make static-arm64: the Rust target $(ARM64) is not installed and 'rustup target add $(ARM64)' failed" >&2; exit 1; }
+	@command -v aarch64-linux-gnu-gcc >/dev/null || { echo "make static-arm64: needs aarch64-linux-gnu-gcc (Debian: gcc-aarch64-linux-gnu)" >&2; exit 1; }
+	@CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER=aarch64-linux-gnu-gcc RUSTFLAGS="$(STATIC_FLAGS)" \
+	  $(CARGO) build -q --release --locked --target $(ARM64) --target-dir target/arm64
+	@cp target/arm64/$(ARM64)/release/keepup $(STATIC_ARM64)
+	@ls -l $(STATIC_ARM64) | awk '{print "keepup (static, musl, arm64): " $$5 " bytes -> $(STATIC_ARM64)"}'
+
+# Tarballs for npm in target/npm: `keepup-cli`, `keepup-cli-linux-x64` and,
+# where the arm64 build works, `keepup-cli-linux-arm64`. Falls
 # back to the glibc build (with a warning) where the musl target is missing.
 npm-pack:
 	@set -e; \
@@ -42,9 +57,13 @@ npm-pack:
 	else echo "npm-pack: no static build here; packing the glibc build" >&2; $(CARGO) build --release --locked -q; bin=$(BIN); fi; \
 	version=$$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1); \
 	rm -rf target/npm; mkdir -p target/npm/stage; \
-	cp -R npm/keepup-cli npm/keepup-cli-linux-x64 target/npm/stage/; \
+	cp -R npm/keepup-cli npm/keepup-cli-linux-x64 npm/keepup-cli-linux-arm64 target/npm/stage/; \
 	install -D -m 0755 $$bin target/npm/stage/keepup-cli-linux-x64/bin/keepup; \
-	for p in keepup-cli keepup-cli-linux-x64; do \
+	pkgs="keepup-cli keepup-cli-linux-x64"; \
+	if $(MAKE) -s static-arm64 >/dev/null; then \
+	  install -D -m 0755 $(STATIC_ARM64) target/npm/stage/keepup-cli-linux-arm64/bin/keepup; pkgs="$$pkgs keepup-cli-linux-arm64"; \
+	else echo "npm-pack: no arm64 build here; its package is left out" >&2; fi; \
+	for p in $$pkgs; do \
 	  node npm/stamp-version.js "target/npm/stage/$$p/package.json" "$$version"; \
 	  (cd target/npm/stage/$$p && npm pack --silent --pack-destination ../.. >/dev/null); \
 	done; \
