@@ -9,7 +9,7 @@ use util::*;
 
 /// Runs `shell_line` on a fresh pty; returns the process and a writer to type into it.
 fn on_pty(shell_line: &str, home: &TempDir) -> Option<std::process::Child> {
-    let child = Command::new("script")
+    let child = default_signals(&mut Command::new("script"))
         .env("KEEPUP_HOME", &home.0)
         .args(["-qefc", shell_line, "/dev/null"])
         .stdin(Stdio::piped())

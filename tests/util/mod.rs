@@ -16,6 +16,27 @@ pub mod net;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_keepup");
 
+/// keepup hands inherited dispositions on (SPEC 4), so a test run under
+/// nohup (SIGHUP ignored) or as a background job of a script (SIGINT and
+/// SIGQUIT ignored) would see children that cannot trap those. Every command
+/// a test starts keepup through begins from the defaults; a test about an
+/// inherited SIG_IGN sets its own in a later pre_exec.
+pub fn default_signals(cmd: &mut Command) -> &mut Command {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: signal() and sigprocmask() are async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            for sig in [libc::SIGHUP, libc::SIGINT, libc::SIGQUIT] {
+                libc::signal(sig, libc::SIG_DFL);
+            }
+            let mut none: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut none);
+            libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+            Ok(())
+        })
+    }
+}
+
 /// A keepup command line under construction.
 pub struct Keepup {
     cmd: Command,
@@ -45,6 +66,7 @@ where
         cmd.arg(a);
     }
     cmd.stdin(Stdio::null());
+    default_signals(&mut cmd);
     let home = TempDir::new();
     cmd.env("KEEPUP_HOME", &home.0);
     Keepup {
