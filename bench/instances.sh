@@ -1,41 +1,124 @@
 #!/usr/bin/env bash
-# keepup at N = 10, 100, 1000 instances of `sleep` (SPEC 7, issue #18):
-# time to start all N detached, time of `status` and `status --json`, total
-# and per-instance RSS of the keepups, idle wake-ups of all of them over
-# 3 s. Writes bench/out/instances.md. Usage: bench/instances.sh [N...]
+# N instances of `sleep 600` (SPEC 7, issue #18) under keepup (one keepup
+# each, -d), PM2 (one daemon, an ecosystem file of N apps) and supervisord
+# (one daemon, N [program:] sections): time to start all N, time of the
+# status command, the supervisors' memory, and their wake-ups over 3 s while
+# nothing happens. Writes bench/out/instances.md.
+#
+# Memory is given twice: RSS as ps shows it, and PSS, what the supervisors
+# really cost together (N keepups share the binary's pages in the page cache;
+# RSS counts them N times, PSS once).
+#
+# Usage: bench/instances.sh [N...]   (default 10 100 1000)
+#        PEERS=0 bench/instances.sh  keepup only
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 KEEPUP=${KEEPUP:-$here/../target/keepup-static}
+PM2=$here/out/npm/node_modules/.bin/pm2
 work=$(mktemp -d)
 export KEEPUP_HOME=$work/state
-trap '"$KEEPUP" stop "i-*" >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
+export PM2_HOME=$work/pm2
+cleanup() {
+  "$KEEPUP" stop "i-*" >/dev/null 2>&1 || true
+  [ -x "$PM2" ] && "$PM2" kill >/dev/null 2>&1 || true
+  [ -f "$work/sd/pid" ] && kill "$(cat "$work/sd/pid")" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
 ns=("$@"); [ ${#ns[@]} -gt 0 ] || ns=(10 100 1000)
+peers=${PEERS:-1}
 ms() { local t=${EPOCHREALTIME/./}; echo $((t / 1000)); }
+kb() { awk -v k="$2" '$1 == k":" {print $2}' "/proc/$1/$3" 2>/dev/null || echo 0; }
+switches() { awk '/ctxt_switches/ {s += $2} END {print s + 0}' "/proc/$1/status" 2>/dev/null || echo 0; }
+# Until $1 (a command) prints $2 lines matching $3, or 120 s.
+wait_count() {
+  local deadline=$((SECONDS + 120))
+  while [ "$($1 2>/dev/null | grep -c "$3" || true)" -lt "$2" ]; do
+    [ $SECONDS -lt $deadline ] || { echo "bench: timed out waiting for $2 x '$3'" >&2; return 1; }
+    sleep 0.05
+  done
+}
 out=$here/out/instances.md
 mkdir -p "$here/out"
 {
-  echo "| instances | start all (detached) | status | status --json | RSS, all keepups | RSS per keepup | idle wake-ups/s, all |"
-  echo "|---:|---:|---:|---:|---:|---:|---:|"
+  echo "| supervisor | instances | start all | status | supervisor RSS, all | PSS, all | PSS per instance | wake-ups/s, all |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|"
 } > "$out"
+# row NAME N START_MS STATUS_MS PIDS...
+row() {
+  local name=$1 n=$2 start=$3 status=$4; shift 4
+  local rss=0 pss=0 sw0=0 sw1=0 p
+  for p in "$@"; do
+    rss=$((rss + $(kb "$p" VmRSS status))); pss=$((pss + $(kb "$p" Pss smaps_rollup)))
+    sw0=$((sw0 + $(switches "$p")))
+  done
+  sleep 3
+  for p in "$@"; do sw1=$((sw1 + $(switches "$p"))); done
+  printf '| %s | %d | %d ms | %d ms | %.1f MiB | %.1f MiB | %d KB | %.1f |\n' "$name" "$n" "$start" "$status" \
+    "$(echo "$rss / 1024" | bc -l)" "$(echo "$pss / 1024" | bc -l)" $((pss / n)) \
+    "$(echo "($sw1 - $sw0) / 3" | bc -l)" | tee -a "$out"
+}
+
 for n in "${ns[@]}"; do
+  # keepup: one per instance, each started detached (it returns once the
+  # child runs), as a shell script or npm script would.
   t0=$(ms)
   for i in $(seq 1 "$n"); do "$KEEPUP" -d -n "i-$i" --log /dev/null -- sleep 600 >/dev/null; done
   t1=$(ms)
   "$KEEPUP" status >/dev/null
   s0=$(ms); "$KEEPUP" status >/dev/null; s1=$(ms)
   j0=$(ms); "$KEEPUP" status --json >/dev/null; j1=$(ms)
-  pids=$(grep -h '^keepup_pid=' "$KEEPUP_HOME"/i-*.state | cut -d= -f2)
-  rss=0; sw0=0
-  for p in $pids; do
-    r=$(awk '/^VmRSS:/ {print $2}' /proc/$p/status); rss=$((rss + r))
-    s=$(awk '/ctxt_switches/ {s += $2} END {print s}' /proc/$p/status); sw0=$((sw0 + s))
-  done
-  sleep 3
-  sw1=0
-  for p in $pids; do s=$(awk '/ctxt_switches/ {s += $2} END {print s}' /proc/$p/status); sw1=$((sw1 + s)); done
-  printf '| %d | %d ms | %d ms | %d ms | %.1f MiB | %d KB | %.1f |\n' "$n" $((t1 - t0)) $((s1 - s0)) $((j1 - j0)) \
-    "$(echo "$rss / 1024" | bc -l)" $((rss / n)) "$(echo "($sw1 - $sw0) / 3" | bc -l)" >> "$out"
+  # shellcheck disable=SC2046
+  row "keepup" "$n" $((t1 - t0)) $((s1 - s0)) $(grep -h '^keepup_pid=' "$KEEPUP_HOME"/i-*.state | cut -d= -f2)
+  echo "bench: keepup status --json at $n: $((j1 - j0)) ms" >&2
   "$KEEPUP" stop "i-*" >/dev/null
   "$KEEPUP" status --prune >/dev/null
+
+  [ "$peers" = 1 ] || continue
+
+  if [ -x "$PM2" ]; then
+    {
+      echo "module.exports = { apps: ["
+      for i in $(seq 1 "$n"); do
+        echo "  { name: 'i-$i', script: 'sleep', args: '600', interpreter: 'none', autorestart: true },"
+      done
+      echo "] };"
+    } > "$work/ecosystem.config.js"
+    "$PM2" ping >/dev/null 2>&1 # the daemon's own start is not part of starting N apps
+    t0=$(ms)
+    "$PM2" start "$work/ecosystem.config.js" >/dev/null 2>&1
+    wait_count "pgrep -x sleep -P $(cat "$PM2_HOME/pm2.pid")" "$n" '' || true
+    t1=$(ms)
+    s0=$(ms); "$PM2" jlist >/dev/null; s1=$(ms)
+    row "PM2 $("$PM2" -v 2>/dev/null | tail -1)" "$n" $((t1 - t0)) $((s1 - s0)) "$(cat "$PM2_HOME/pm2.pid")"
+    "$PM2" kill >/dev/null 2>&1
+  else
+    echo "bench: no PM2 in $here/out/npm (bench/run installs it); PM2 left out" >&2
+  fi
+
+  if command -v supervisord >/dev/null; then
+    mkdir -p "$work/sd"
+    {
+      printf '[supervisord]\nnodaemon=true\nlogfile=%s/sd/log\npidfile=%s/sd/pid\n' "$work" "$work"
+      printf '[unix_http_server]\nfile=%s/sd/sock\n' "$work"
+      printf '[supervisorctl]\nserverurl=unix://%s/sd/sock\n' "$work"
+      printf '[rpcinterface:supervisor]\nsupervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface\n'
+      for i in $(seq 1 "$n"); do
+        printf '[program:i-%d]\ncommand=sleep 600\nstartsecs=0\nautorestart=true\nstdout_logfile=NONE\nstderr_logfile=NONE\n' "$i"
+      done
+    } > "$work/sd/conf"
+    ctl="supervisorctl -c $work/sd/conf status"
+    t0=$(ms)
+    supervisord -c "$work/sd/conf" >/dev/null 2>&1 &
+    sd=$!
+    wait_count "$ctl" "$n" RUNNING || true
+    t1=$(ms)
+    s0=$(ms); $ctl >/dev/null || true; s1=$(ms)
+    row "supervisord $(supervisord -v)" "$n" $((t1 - t0)) $((s1 - s0)) "$sd"
+    kill "$sd"; wait "$sd" 2>/dev/null || true
+    rm -rf "$work/sd"
+  else
+    echo "bench: no supervisord (apt-get install supervisor); left out" >&2
+  fi
 done
 cat "$out"

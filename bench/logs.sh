@@ -19,8 +19,9 @@ GEN="$out/gen"
 PM2="$out/npm/node_modules/.bin/pm2"
 
 now() { date +%s.%N; }
-# Lines that arrived whole: the generator's exact line, whatever prefix.
-intact() { (cd "$work" && eval "cat $* 2>/dev/null") | grep -c -E 'line [0-9]{10} x{63}$' || true; }
+# Lines that arrived whole: the generator's exact line, whatever prefix
+# (and, in JSON, the closing of its "msg" string).
+intact() { (cd "$work" && eval "cat $* 2>/dev/null") | grep -c -E 'line [0-9]{10} x{63}("})?$' || true; }
 
 # run NAME SETUP CMD FILES...: times CMD (after SETUP), up to 5 runs, median.
 declare -a rows
