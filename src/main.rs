@@ -87,7 +87,24 @@ fn start_instances(cfg: config::Config, n: u32, inherited: signals::Inherited, p
 
 /// Everything from a valid configuration to the end of supervision.
 fn start(cfg: config::Config, inherited: signals::Inherited, parent: i32) -> Started {
-    let failed = Started::Invoker;
+    match prepare(cfg, inherited, parent) {
+        Ok(supervisor) => Started::Supervised(supervisor.run()),
+        Err(ended) => ended,
+    }
+}
+
+/// From a valid configuration to a supervisor ready to run, or to how the
+/// invoking process ends. Never inlined, and the supervisor is boxed: the
+/// set-up's stack frame is gone before supervision starts, so the deepest
+/// stack keepup ever touches (and keeps resident for its whole life) is the
+/// larger of the two, not their sum (bench/RESULTS.md section 10).
+#[inline(never)]
+fn prepare(
+    cfg: config::Config,
+    inherited: signals::Inherited,
+    parent: i32,
+) -> Result<Box<supervisor::Supervisor>, Started> {
+    let failed = |code| Err(Started::Invoker(code));
     let http_target = match keepup::checks::resolve(&cfg.probes) {
         Ok(t) => t,
         Err(e) => {
@@ -185,7 +202,7 @@ fn start(cfg: config::Config, inherited: signals::Inherited, parent: i32) -> Sta
 
     let detach_notify = if cfg.detach {
         match detach::detach(&cfg.name) {
-            Detached::Parent(code) => return Started::Invoker(code),
+            Detached::Parent(code) => return Err(Started::Invoker(code)),
             Detached::Daemon(fd) => Some(fd),
         }
     } else {
@@ -196,7 +213,7 @@ fn start(cfg: config::Config, inherited: signals::Inherited, parent: i32) -> Sta
         Ok(s) => s,
         Err(e) => {
             complain(&format!("cannot install signal handlers: {e}"));
-            return Started::Supervised(exit::FAILURE);
+            return Err(Started::Supervised(exit::FAILURE));
         }
     };
     if let Err(e) = reap::become_subreaper() {
@@ -208,19 +225,16 @@ fn start(cfg: config::Config, inherited: signals::Inherited, parent: i32) -> Sta
         detach::on_parent_death(sig, parent);
     }
 
-    Started::Supervised(
-        supervisor::Supervisor::new(supervisor::Parts {
-            cfg,
-            logs,
-            signals,
-            inherited,
-            instance,
-            detach_notify,
-            http_target,
-            listeners,
-            notify,
-            context,
-        })
-        .run(),
-    )
+    Ok(supervisor::Supervisor::new(supervisor::Parts {
+        cfg,
+        logs,
+        signals,
+        inherited,
+        instance,
+        detach_notify,
+        http_target,
+        listeners,
+        notify,
+        context,
+    }))
 }

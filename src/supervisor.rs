@@ -123,8 +123,14 @@ pub struct Supervisor {
     startup_warnings: Vec<String>,
 }
 
+// The `#[inline(never)]` marks in this impl keep each handler's locals in
+// its own frame, popped when it returns: inlined into `run`, their sum
+// would be one frame of about 17 KiB, and every stack page keepup touches
+// stays resident for its whole life (44 KiB of stack before, 20 KiB after;
+// bench/RESULTS.md section 10).
 impl Supervisor {
-    pub fn new(parts: Parts) -> Supervisor {
+    #[inline(never)]
+    pub fn new(parts: Parts) -> Box<Supervisor> {
         let Parts {
             cfg,
             logs,
@@ -194,7 +200,7 @@ impl Supervisor {
             own_session: cfg.user.is_some(),
             watch: !cfg.watch.is_empty(),
         };
-        Supervisor {
+        Box::new(Supervisor {
             machine: Machine::new(Instant::now()),
             rules,
             publisher: Publisher {
@@ -233,11 +239,12 @@ impl Supervisor {
             events: VecDeque::new(),
             sig_buf: Vec::with_capacity(64),
             startup_warnings: watch_warnings,
-        }
+        })
     }
 
     /// Supervises until the end; returns keepup's exit status.
-    pub fn run(mut self) -> i32 {
+    #[inline(never)]
+    pub fn run(mut self: Box<Self>) -> i32 {
         for w in std::mem::take(&mut self.startup_warnings) {
             self.logs.event(&w);
         }
@@ -263,6 +270,7 @@ impl Supervisor {
     }
 
     /// Feeds `event`, and every event its actions yield, to the machine.
+    #[inline(never)]
     fn handle(&mut self, event: Event, now: Instant) {
         self.events.push_back(event);
         while let Some(event) = self.events.pop_front() {
@@ -285,6 +293,7 @@ impl Supervisor {
 
     /// Carries out one action: the only place the machine's word becomes a
     /// syscall.
+    #[inline(never)]
     fn act(&mut self, action: Action, now: Instant) {
         match action {
             Action::Start => self.start(now),
@@ -297,7 +306,7 @@ impl Supervisor {
                 if fresh {
                     self.signalled.clear();
                 }
-                self.signal_leftovers(signal);
+                self.signal_leftovers(signal, fresh);
             }
             Action::EndRun => {
                 if let Some(mut run) = self.run.take() {
@@ -377,6 +386,7 @@ impl Supervisor {
     }
 
     /// Starts a run; how it went is the machine's next event.
+    #[inline(never)]
     fn start(&mut self, now: Instant) {
         match self.spawn_run(now) {
             Ok((run, gated, check)) => {
@@ -400,6 +410,7 @@ impl Supervisor {
     /// Returns it with whether it waits for readiness and what its checks
     /// found at once; or the status and the reason it could not start.
     #[allow(clippy::type_complexity)]
+    #[inline(never)]
     fn spawn_run(
         &mut self,
         now: Instant,
@@ -537,6 +548,7 @@ impl Supervisor {
 
     /// One round: sleep in poll until an fd is ready or the nearest
     /// deadline, then turn what happened into events.
+    #[inline(never)]
     fn turn(&mut self) {
         let pollfd = |fd: i32, events: i16| libc::pollfd {
             fd,
@@ -660,6 +672,7 @@ impl Supervisor {
 
     /// Files changed: the quiet period starts again; its end is the change
     /// (SPEC 11: one restart per burst, named by the first changed path).
+    #[inline(never)]
     fn on_watch(&mut self, now: Instant) {
         let Some(w) = self.watcher.as_mut() else {
             return;
@@ -677,6 +690,7 @@ impl Supervisor {
     }
 
     /// Datagrams on the notify socket: only those from a run's tree count.
+    #[inline(never)]
     fn on_notify(&mut self, now: Instant) {
         let Some(socket) = &self.notify else { return };
         for (pid, datagram) in socket.receive() {
@@ -758,6 +772,7 @@ impl Supervisor {
 
     /// Deadlines: partial lines, the merged state write, the checks, the
     /// memory sample, the machine's own, and the clean-ups' progress.
+    #[inline(never)]
     fn on_time(&mut self, now: Instant) {
         for run in [&mut self.run, &mut self.next, &mut self.retiring]
             .into_iter()
@@ -847,6 +862,7 @@ impl Supervisor {
         }
     }
 
+    #[inline(never)]
     fn reap(&mut self, now: Instant) {
         let live = |r: &Option<Run>| r.as_ref().filter(|r| !r.exited).map_or(0, |r| r.pid);
         let (main_pid, next_pid, old_pid) =
@@ -896,15 +912,25 @@ impl Supervisor {
 
     /// Sends `sig` to the run's group and to every process re-parented to
     /// keepup that has not had it yet (and belongs to no other run).
-    fn signal_leftovers(&mut self, sig: i32) {
-        if let Some(pgid) = self.run.as_ref().and_then(|r| r.pgid) {
+    fn signal_leftovers(&mut self, sig: i32, fresh: bool) {
+        let pgid = self.run.as_ref().and_then(|r| r.pgid);
+        // The group gets each step of the stop sequence once: a process
+        // that joins it later (a leftover's own clean-up command) is left
+        // alone until the next step.
+        if let Some(pgid) = pgid.filter(|_| fresh) {
             let _ = crate::sys::kill(-pgid, sig);
         }
         for pid in self.strays() {
-            if !self.signalled.contains(&pid) {
-                let _ = crate::sys::kill(pid, sig);
-                self.signalled.push(pid);
+            if self.signalled.contains(&pid) {
+                continue;
             }
+            self.signalled.push(pid);
+            // A stray still in the run's group had the group's signal; a
+            // second one could run its handler twice.
+            if pgid.is_some_and(|g| crate::sys::getpgid(pid) == Some(g)) {
+                continue;
+            }
+            let _ = crate::sys::kill(pid, sig);
         }
     }
 
@@ -915,6 +941,7 @@ impl Supervisor {
     /// second; a write within `PUBLISH_GAP` of the last one is deferred to
     /// the end of that gap (a deadline like any other), so `status` lags by
     /// at most that. Final states are written at once.
+    #[inline(never)]
     fn publish(&mut self, now: Instant) {
         if self.publisher.instance.is_none() {
             return;
@@ -950,6 +977,7 @@ impl Supervisor {
         }
     }
 
+    #[inline(never)]
     fn write_state(&mut self, now: Instant) {
         let p = &mut self.publisher;
         p.due = None;

@@ -75,6 +75,13 @@ pub fn kill(pid: i32, sig: i32) -> io::Result<()> {
     check(unsafe { libc::kill(pid, sig) }).map(|_| ())
 }
 
+/// The process group of `pid`, or None once it is gone.
+pub fn getpgid(pid: i32) -> Option<i32> {
+    // SAFETY: getpgid has no memory arguments.
+    let g = unsafe { libc::getpgid(pid) };
+    (g >= 0).then_some(g)
+}
+
 /// Whether any process is left in process group `pgid`.
 pub fn group_alive(pgid: i32) -> bool {
     if pgid <= 0 {

@@ -145,6 +145,24 @@ fn custom_stop_signal() {
     assert_eq!(read(&dir.path("log")).trim(), "USR1", "{f}");
 }
 
+/// Each step of the stop sequence reaches a leftover once, even when it is
+/// also a re-parented orphan and other orphans are reaped meanwhile.
+#[test]
+fn leftover_gets_the_stop_signal_once() {
+    let dir = TempDir::new();
+    let log = dir.s("log");
+    // The leftover counts every TERM and ends on its own after 1 s; an
+    // orphan that ignores TERM ends at 0.3 s and is reaped by keepup
+    // during the clean-up.
+    let script = format!(
+        "sh -c 'trap \"echo T >> {log}\" TERM; i=0; while [ $i -lt 20 ]; do sleep 0.05; i=$((i+1)); done' & \
+         sh -c 'trap \"\" TERM; sleep 0.3' & sleep 0.2; exit 0"
+    );
+    let f = keepup(with_sh(&["--restart", "never"], &script)).run();
+    f.expect_code(0);
+    assert_eq!(read(&dir.path("log")), "T\n", "{f}");
+}
+
 /// The child starts with the mask and ignored signals keepup inherited, and
 /// nothing keepup itself blocks (SIGTTOU, SIGTTIN) or catches.
 #[test]
