@@ -87,7 +87,10 @@ fn image() -> Option<&'static str> {
         if !out.status.success() {
             return Err(format!("podman cannot build here: {}", text(&out).trim()));
         }
-        let probe = podman(&["run", "--rm", "--network=none", &tag, "/bin/busybox", "true"]);
+        let mut probe = vec!["run", "--rm", "--network=none"];
+        probe.extend_from_slice(&LIMITS);
+        probe.extend_from_slice(&[&tag, "/bin/busybox", "true"]);
+        let probe = podman(&probe);
         if !probe.status.success() {
             return Err(format!("podman cannot run containers here: {}", text(&probe).trim()));
         }
@@ -101,6 +104,16 @@ fn image() -> Option<&'static str> {
         }
     }
 }
+
+/// podman's default limits for a rootful container (nofile 1048576) are
+/// above this machine's hard limit, which runc may not raise: every
+/// container, the probe included, gets limits it can set.
+const LIMITS: [&str; 4] = [
+    "--ulimit",
+    "nofile=1024:1024",
+    "--ulimit",
+    "nproc=4096:4096",
+];
 
 /// A running container, removed on drop.
 struct Container(String);
@@ -118,17 +131,8 @@ impl Container {
             std::process::id(),
             N.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
         );
-        let mut all = vec![
-            "run",
-            "-d",
-            "--name",
-            &name,
-            "--network=none",
-            "--ulimit",
-            "nofile=1024:1024",
-            "--ulimit",
-            "nproc=4096:4096",
-        ];
+        let mut all = vec!["run", "-d", "--name", &name, "--network=none"];
+        all.extend_from_slice(&LIMITS);
         all.extend_from_slice(options);
         all.push(image);
         all.extend_from_slice(args);
