@@ -89,7 +89,9 @@ fn image() -> Option<&'static str> {
         }
         let mut probe = vec!["run", "--rm", "--network=none"];
         probe.extend_from_slice(&LIMITS);
-        probe.extend_from_slice(&[&tag, "/bin/busybox", "true"]);
+        // Past keepup (the entrypoint), which would restart `true` with
+        // backoff until it gave up.
+        probe.extend_from_slice(&["--entrypoint", "/bin/busybox", &tag, "true"]);
         let probe = podman(&probe);
         if !probe.status.success() {
             return Err(format!("podman cannot run containers here: {}", text(&probe).trim()));
@@ -226,15 +228,18 @@ fn podman_stop_respects_the_kill_timeout() {
 #[test]
 fn zombies_are_reaped_and_leftovers_get_their_grace() {
     let Some(image) = image() else { return };
-    // The app starts orphans that exit at once (zombies unless PID 1 reaps
-    // them) and one that traps TERM, then exits itself.
+    // The app makes orphans: each `sh` starts a `sleep 1` and exits, so
+    // the sleep is re-parented to keepup (PID 1) and ends there, a zombie
+    // unless PID 1 reaps it. (The app's own exited children are its
+    // business: busybox sh does not reap them while it waits in the
+    // foreground.) Then one that traps TERM.
     let c = Container::run(
         image,
         &[
             SH,
             "sh",
             "-c",
-            "for i in 1 2 3 4 5; do /bin/busybox sh -c 'true' & done; \
+            "for i in 1 2 3 4 5; do /bin/busybox sh -c '/bin/busybox sleep 1 & exit 0'; done; \
              /bin/busybox sh -c 'trap \"echo leftover got TERM; exit 0\" TERM; while :; do /bin/busybox sleep 0.1; done' & \
              echo started; /bin/busybox sleep 100",
         ],
@@ -242,11 +247,22 @@ fn zombies_are_reaped_and_leftovers_get_their_grace() {
     wait_for("started", Duration::from_secs(20), || {
         c.logs().contains("started")
     });
-    let ps = || text(&c.exec(&[SH, "ps", "-o", "pid,stat,comm"]));
-    wait_for("no zombie", Duration::from_secs(10), || {
-        !ps()
+    // keepup's children: (pid, stat) of every process whose parent is PID 1.
+    let of_pid1 = || -> Vec<(String, String)> {
+        text(&c.exec(&[SH, "ps", "-o", "pid,ppid,stat"]))
             .lines()
-            .any(|l| l.split_whitespace().nth(1) == Some("Z"))
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                (f.len() >= 3 && f[1] == "1").then(|| (f[0].to_string(), f[2].to_string()))
+            })
+            .collect()
+    };
+    let orphans = of_pid1().len();
+    assert!(orphans >= 2, "no orphan of PID 1 to reap: {:?}", of_pid1());
+    // Only the app is left: the orphans ended and were reaped.
+    wait_for("orphans reaped by PID 1", Duration::from_secs(10), || {
+        let now = of_pid1();
+        now.len() == 1 && now.iter().all(|(_, stat)| !stat.starts_with('Z'))
     });
     podman(&["stop", "-t", "10", &c.0]);
     let logs = c.logs();
