@@ -94,16 +94,8 @@ pub fn run(verb: Verb) -> Status {
 
 /// `keepup startup NAME...` (SPEC 12).
 fn startup(names: Vec<String>, install: bool, cron: bool) -> Status {
-    let names = match resolve(names) {
-        Ok(n) => n,
-        Err(code) => return code,
-    };
-    let folder = match open_folder() {
-        Ok(Some(f)) => f,
-        Ok(None) => {
-            complain(&format!("no instance named '{}'", names[0]));
-            return exit::FAILURE;
-        }
+    let (names, folder) = match existing(names) {
+        Ok(found) => found,
         Err(code) => return code,
     };
     // SAFETY: geteuid has no arguments.
@@ -248,16 +240,8 @@ fn run_recorded(folder: &Folder, entry: &Entry) -> (Status, Option<i32>) {
 }
 
 fn start_verb(names: Vec<String>) -> Status {
-    let names = match resolve(names) {
-        Ok(n) => n,
-        Err(code) => return code,
-    };
-    let folder = match open_folder() {
-        Ok(Some(f)) => f,
-        Ok(None) => {
-            complain(&format!("no instance named '{}'", names[0]));
-            return exit::FAILURE;
-        }
+    let (names, folder) = match existing(names) {
+        Ok(found) => found,
         Err(code) => return code,
     };
     let mut status = exit::OK;
@@ -287,16 +271,8 @@ fn start_verb(names: Vec<String>) -> Status {
 
 /// `keepup delete NAME...`: stop if running, then remove the entry.
 fn delete(names: Vec<String>) -> Status {
-    let names = match resolve(names) {
-        Ok(n) => n,
-        Err(code) => return code,
-    };
-    let folder = match open_folder() {
-        Ok(Some(f)) => f,
-        Ok(None) => {
-            complain(&format!("no instance named '{}'", names[0]));
-            return exit::FAILURE;
-        }
+    let (names, folder) = match existing(names) {
+        Ok(found) => found,
         Err(code) => return code,
     };
     let mut status = exit::OK;
@@ -337,6 +313,19 @@ fn resolve(names: Vec<String>) -> Result<Vec<String>, Status> {
         complain(&format!("no instance matches '{pattern}'"));
         exit::FAILURE
     })
+}
+
+/// The names (patterns expanded) and the state folder, which verbs on
+/// recorded instances (start, delete, startup) need to exist.
+fn existing(names: Vec<String>) -> Result<(Vec<String>, Folder), Status> {
+    let names = resolve(names)?;
+    match open_folder()? {
+        Some(f) => Ok((names, f)),
+        None => {
+            complain(&format!("no instance named '{}'", names[0]));
+            Err(exit::FAILURE)
+        }
+    }
 }
 
 /// A verb that takes one instance: a pattern must match exactly one.

@@ -127,17 +127,10 @@ fn startup_install_with_a_fake_systemctl() {
         home = home.0.display(),
         fake = fake.0.display()
     );
-    let out = Command::new("unshare")
-        .args(["--mount", "sh", "-c", &script])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    if stderr.contains("mount:") || stderr.contains("unshare:") {
-        cannot_run(&format!("cannot mount a tmpfs here: {stderr}"));
+    let Some((status, stdout, stderr)) = in_mount_namespace(&script) else {
         return;
-    }
-    assert!(out.status.success(), "{stdout}\n{stderr}");
+    };
+    assert!(status.success(), "{stdout}\n{stderr}");
     assert!(
         stdout.contains(
             "keepup: wrote /etc/systemd/system/keepup-web.service and enabled keepup-web"

@@ -25,16 +25,9 @@ fn full_disk_recovers_and_reports_dropped_lines() {
          [ -e {done} ] || echo child-blocked; rm {m}/filler; touch {go}; wait $k; echo status=$?; cat {m}/a.log",
         m = mnt.display()
     );
-    let out = std::process::Command::new("unshare")
-        .args(["--mount", "sh", "-c", &script])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    if stderr.contains("mount:") || stderr.contains("unshare:") {
-        cannot_run(&format!("cannot mount a tmpfs here: {stderr}"));
+    let Some((_, stdout, stderr)) = in_mount_namespace(&script) else {
         return;
-    }
+    };
     assert!(
         !stdout.contains("child-blocked"),
         "the child did not finish its 2000 writes to a full disk:\n{stdout}"

@@ -244,6 +244,25 @@ pub fn cannot_run(why: &str) {
     eprintln!("SKIPPED, NOT TESTED: {why}");
 }
 
+/// Runs `script` with `sh` in a mount namespace of its own (for tmpfs
+/// mounts). None, said through `cannot_run`, where the namespace or the
+/// mount cannot be made; else (status, stdout, stderr).
+pub fn in_mount_namespace(script: &str) -> Option<(std::process::ExitStatus, String, String)> {
+    let out = Command::new("unshare")
+        .args(["--mount", "sh", "-c", script])
+        .output()
+        .expect("run unshare");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    if stderr.contains("mount:") || stderr.contains("unshare:") {
+        cannot_run(&format!(
+            "cannot mount a tmpfs in a mount namespace here: {stderr}"
+        ));
+        return None;
+    }
+    Some((out.status, stdout, stderr))
+}
+
 /// Polls `cond` every 10 ms until it holds; panics naming `what` at the deadline.
 pub fn wait_for(what: &str, within: Duration, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + within;
