@@ -104,7 +104,7 @@ impl SpawnError {
     }
 }
 
-/// What failed in the child, sent with the errno over the report pipe.
+/// What failed in the child, written with the errno into `Failure`.
 const STAGE_EXEC: i32 = 0;
 const STAGE_FDS: i32 = 1;
 const STAGE_CWD: i32 = 2;
@@ -159,18 +159,19 @@ impl Env {
     }
 }
 
-/// Everything the child needs, laid out before the fork.
+/// Everything the child needs, laid out before the fork. Every string is
+/// in one buffer (a restart makes a handful of allocations, not one per
+/// variable), and the pointer arrays are made once the buffer is complete.
 struct Prepared {
+    /// `NUL`-terminated strings: program candidates, argv, `NAME=value`
+    /// entries (with room for the pid in the pid slots).
+    strings: Vec<u8>,
     /// Candidate paths for the program, tried in order (a PATH search).
-    programs: Vec<CString>,
-    /// Owns what `argv_ptrs` points into.
-    _argv: Vec<CString>,
+    programs: Vec<*const libc::c_char>,
     argv_ptrs: Vec<*const libc::c_char>,
-    /// `NAME=value\0` entries, and room for the pid in the pid slots.
-    env: Vec<Vec<u8>>,
     env_ptrs: Vec<*const libc::c_char>,
-    /// Where in `env` the pid digits go: (entry, offset).
-    pid_slots: Vec<(usize, usize)>,
+    /// Where in `strings` the pid digits go.
+    pid_slots: Vec<usize>,
     /// (source fd, target) pairs, and scratch room for the moved sources.
     fds: Vec<(RawFd, i32)>,
     moved: Vec<RawFd>,
@@ -185,27 +186,35 @@ fn cstring(bytes: &[u8]) -> io::Result<CString> {
     CString::new(bytes).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
 }
 
+/// Appends `parts` and a NUL to `buf`; returns where the string starts.
+fn push_cstr(buf: &mut Vec<u8>, parts: &[&[u8]]) -> io::Result<usize> {
+    if parts.iter().any(|p| p.contains(&0)) {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    let at = buf.len();
+    for p in parts {
+        buf.extend_from_slice(p);
+    }
+    buf.push(0);
+    Ok(at)
+}
+
 /// The places to look for `program`, as `execvp` would: the name itself
 /// when it has a slash, else each `PATH` entry (an empty one is `.`).
-fn candidates(program: &OsStr, path: Option<&OsStr>) -> io::Result<Vec<CString>> {
+/// Appended to `buf`; returns their offsets.
+fn candidates(buf: &mut Vec<u8>, program: &OsStr, path: Option<&OsStr>) -> io::Result<Vec<usize>> {
     let p = program.as_bytes();
     if p.is_empty() {
         return Err(io::Error::from_raw_os_error(libc::ENOENT));
     }
     if p.contains(&b'/') {
-        return Ok(vec![cstring(p)?]);
+        return Ok(vec![push_cstr(buf, &[p])?]);
     }
     let path = path.map_or(&b"/usr/local/bin:/usr/bin:/bin"[..], |p| p.as_bytes());
     path.split(|&b| b == b':')
         .map(|dir| {
-            let mut full = if dir.is_empty() {
-                b".".to_vec()
-            } else {
-                dir.to_vec()
-            };
-            full.push(b'/');
-            full.extend_from_slice(p);
-            cstring(&full)
+            let dir = if dir.is_empty() { &b"."[..] } else { dir };
+            push_cstr(buf, &[dir, b"/", p])
         })
         .collect()
 }
@@ -219,36 +228,48 @@ fn prepare(spec: &SpawnSpec, fds: Vec<(RawFd, i32)>) -> io::Result<Prepared> {
             &inherited
         }
     };
-    let programs = candidates(&spec.command[0], env.get("PATH"))?;
+    let room: usize = spec.command.iter().map(|a| a.len() + 1).sum::<usize>()
+        + env
+            .vars
+            .iter()
+            .map(|(k, v)| k.len() + v.len() + 2)
+            .sum::<usize>()
+        + env.pid_vars.len() * (PID_ROOM + 16)
+        + 512;
+    let mut strings = Vec::with_capacity(room);
+    let programs = candidates(&mut strings, &spec.command[0], env.get("PATH"))?;
     let argv = spec
         .command
         .iter()
-        .map(|a| cstring(a.as_bytes()))
+        .map(|a| push_cstr(&mut strings, &[a.as_bytes()]))
         .collect::<io::Result<Vec<_>>>()?;
     let mut entries = Vec::with_capacity(env.vars.len() + env.pid_vars.len());
     for (k, v) in &env.vars {
-        let mut e = k.as_bytes().to_vec();
-        e.push(b'=');
-        e.extend_from_slice(v.as_bytes());
-        if e.contains(&0) {
-            continue;
+        // A variable with a NUL cannot be passed; it is left out.
+        if let Ok(at) = push_cstr(&mut strings, &[k.as_bytes(), b"=", v.as_bytes()]) {
+            entries.push(at);
         }
-        e.push(0);
-        entries.push(e);
     }
     let mut pid_slots = Vec::new();
     for name in &env.pid_vars {
-        let mut e = name.as_bytes().to_vec();
-        e.push(b'=');
-        pid_slots.push((entries.len(), e.len()));
-        e.resize(e.len() + PID_ROOM, 0);
-        entries.push(e);
+        let at = push_cstr(&mut strings, &[name.as_bytes(), b"="])?;
+        pid_slots.push(strings.len() - 1);
+        strings.resize(strings.len() + PID_ROOM - 1, 0);
+        entries.push(at);
     }
-    let mut argv_ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
-    argv_ptrs.push(std::ptr::null());
-    let mut env_ptrs: Vec<*const libc::c_char> =
-        entries.iter().map(|e| e.as_ptr().cast()).collect();
-    env_ptrs.push(std::ptr::null());
+    // The buffer is complete: it never moves again, so pointers into it hold.
+    let base = strings.as_ptr();
+    let ptrs = |offsets: &[usize]| -> Vec<*const libc::c_char> {
+        let mut v: Vec<*const libc::c_char> = Vec::with_capacity(offsets.len() + 1);
+        // SAFETY: every offset is within `strings`.
+        v.extend(offsets.iter().map(|&o| unsafe { base.add(o) }.cast()));
+        v.push(std::ptr::null());
+        v
+    };
+    let mut programs = ptrs(&programs);
+    programs.pop();
+    let argv_ptrs = ptrs(&argv);
+    let env_ptrs = ptrs(&entries);
     let moved = vec![-1; fds.len()];
     let cwd = spec
         .cwd
@@ -256,16 +277,15 @@ fn prepare(spec: &SpawnSpec, fds: Vec<(RawFd, i32)>) -> io::Result<Prepared> {
         .transpose()?;
     let user = spec.user.map(|u| (u.uid, u.gid, u.groups.clone()));
     Ok(Prepared {
-        cwd,
-        user,
+        strings,
         programs,
-        _argv: argv,
         argv_ptrs,
-        env: entries,
         env_ptrs,
         pid_slots,
         fds,
         moved,
+        cwd,
+        user,
     })
 }
 
@@ -300,7 +320,7 @@ unsafe fn in_child(
     take_terminal: bool,
     inherited: &Inherited,
     keepup_pid: i32,
-    report: RawFd,
+    failure: &mut Failure,
 ) -> ! {
     // SAFETY (whole body): plain syscalls on descriptors and memory this
     // process owns; nothing allocates.
@@ -308,12 +328,9 @@ unsafe fn in_child(
         if new_session {
             // `--user`: a session of its own, so no terminal of keepup's is
             // its controlling terminal (TIOCSTI); it leads its own group too.
-            // The report pipe is not moved yet: write to it as it is.
             if libc::setsid() < 0 {
-                let mut bytes = [0u8; 8];
-                bytes[..4].copy_from_slice(&STAGE_USER.to_ne_bytes());
-                bytes[4..].copy_from_slice(&(*libc::__errno_location()).to_ne_bytes());
-                libc::write(report, bytes.as_ptr().cast(), bytes.len());
+                failure.stage = STAGE_USER;
+                failure.errno = *libc::__errno_location();
                 libc::_exit(127);
             }
         } else if spec_group {
@@ -324,25 +341,30 @@ unsafe fn in_child(
             // so taking the terminal from the background cannot stop us.
             libc::tcsetpgrp(0, libc::getpid());
         }
-        // Descriptors: first move every source above every target, so that
-        // no dup2 overwrites a source still to be copied; dup2 then clears
-        // close-on-exec on the targets, and the moved copies close at exec.
+        // Descriptors: first move every source that is not already above
+        // every target up there, so that no dup2 overwrites a source still
+        // to be copied (and none is its own target, which would keep
+        // close-on-exec); dup2 then clears close-on-exec on the targets, and
+        // the moved copies close at exec.
         let floor = p.fds.iter().map(|&(_, t)| t).max().unwrap_or(2) + 1;
-        // The report pipe too, or a target could land on it.
-        let report = match libc::fcntl(report, libc::F_DUPFD_CLOEXEC, floor) {
-            r if r >= 0 => r,
-            _ => libc::_exit(127),
-        };
-        let fail_at = |stage: i32, errno: i32| -> ! {
-            let mut bytes = [0u8; 8];
-            bytes[..4].copy_from_slice(&stage.to_ne_bytes());
-            bytes[4..].copy_from_slice(&errno.to_ne_bytes());
-            libc::write(report, bytes.as_ptr().cast(), bytes.len());
+        // A failure is written into keepup's memory, which this child
+        // shares until it execs or exits (CLONE_VM, CLONE_VFORK): keepup
+        // reads it when it resumes. No pipe to make, read and close.
+        let mut fail_at = |stage: i32, errno: i32| -> ! {
+            failure.stage = stage;
+            failure.errno = errno;
             libc::_exit(127)
         };
         let errno = || *libc::__errno_location();
         for i in 0..p.fds.len() {
-            let moved = libc::fcntl(p.fds[i].0, libc::F_DUPFD_CLOEXEC, floor);
+            let source = p.fds[i].0;
+            if source >= floor {
+                p.moved[i] = source;
+                continue;
+            }
+            // The raw system call: musl's fcntl follows F_DUPFD_CLOEXEC with
+            // an F_SETFD for kernels older than 2.6.24.
+            let moved = libc::syscall(libc::SYS_fcntl, source, libc::F_DUPFD_CLOEXEC, floor) as i32;
             if moved < 0 {
                 fail_at(STAGE_FDS, errno());
             }
@@ -378,15 +400,15 @@ unsafe fn in_child(
             fail_at(STAGE_CWD, errno());
         }
         let pid = libc::getpid();
-        for &(entry, offset) in &p.pid_slots {
-            write_pid(p.env[entry].as_mut_ptr().add(offset), pid);
+        for &at in &p.pid_slots {
+            write_pid(p.strings.as_mut_ptr().add(at), pid);
         }
         // Last, the signal state keepup inherited: dispositions first, then
         // the mask, which lets pending signals in with default actions.
         inherited.restore_in_child();
         let mut reported = libc::ENOENT;
-        for program in &p.programs {
-            libc::execve(program.as_ptr(), p.argv_ptrs.as_ptr(), p.env_ptrs.as_ptr());
+        for &program in &p.programs {
+            libc::execve(program, p.argv_ptrs.as_ptr(), p.env_ptrs.as_ptr());
             let e = errno();
             // As execvp: a candidate that exists but cannot be run is what
             // gets reported, unless a later one runs.
@@ -400,9 +422,45 @@ unsafe fn in_child(
     }
 }
 
-/// The child's stack under `clone`: `in_child` needs little (no
-/// allocation, a few small buffers); generous for what libc's calls use.
-const CHILD_STACK: usize = 128 * 1024;
+/// The child's stack under `clone`: `in_child` needs little (under 1 KiB
+/// measured: no allocation, a few small buffers), so 64 KiB is ample for
+/// what libc's calls use.
+const CHILD_STACK: usize = 64 * 1024;
+
+/// The child's stack, mapped once with a guard page below it and reused:
+/// only one child at a time runs on it (keepup is suspended until it execs
+/// or exits), and a fresh mapping per spawn cost an mmap, page faults and
+/// an munmap with its TLB flush on every restart. Only the pages a child
+/// touched stay resident (one, in practice).
+fn child_stack() -> io::Result<*mut u8> {
+    use std::sync::atomic::{AtomicPtr, Ordering};
+    static STACK: AtomicPtr<u8> = AtomicPtr::new(std::ptr::null_mut());
+    let top = STACK.load(Ordering::Relaxed);
+    if !top.is_null() {
+        return Ok(top);
+    }
+    let page = 4096;
+    // SAFETY: a fresh anonymous mapping; the lowest page becomes the guard.
+    let base = unsafe {
+        let m = libc::mmap(
+            std::ptr::null_mut(),
+            CHILD_STACK + page,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | libc::MAP_STACK,
+            -1,
+            0,
+        );
+        if m == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        libc::mprotect(m, page, libc::PROT_NONE);
+        m.cast::<u8>()
+    };
+    // SAFETY: within the mapping; the top is 16-byte aligned (page-aligned).
+    let top = unsafe { base.add(CHILD_STACK + page) };
+    STACK.store(top, Ordering::Relaxed);
+    Ok(top)
+}
 
 /// What `child_main` gets through `clone`'s one pointer.
 struct ChildArgs {
@@ -412,7 +470,15 @@ struct ChildArgs {
     take_terminal: bool,
     inherited: *const Inherited,
     keepup_pid: i32,
-    report: RawFd,
+    failure: *mut Failure,
+}
+
+/// What the child writes before it exits when a step or the exec failed.
+#[derive(Default)]
+struct Failure {
+    stage: i32,
+    /// 0: nothing failed.
+    errno: i32,
 }
 
 extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
@@ -426,18 +492,28 @@ extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
             a.take_terminal,
             &*a.inherited,
             a.keepup_pid,
-            a.report,
+            &mut *a.failure,
         )
     }
 }
 
-/// An open /dev/null, close-on-exec.
-fn dev_null() -> io::Result<OwnedFd> {
-    Ok(std::fs::OpenOptions::new()
+/// /dev/null, opened once (close-on-exec) and kept: a quiet child gets it
+/// on every restart.
+fn dev_null() -> io::Result<RawFd> {
+    use std::sync::atomic::{AtomicI32, Ordering};
+    static NULL: AtomicI32 = AtomicI32::new(-1);
+    let fd = NULL.load(Ordering::Relaxed);
+    if fd >= 0 {
+        return Ok(fd);
+    }
+    let fd: OwnedFd = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .open("/dev/null")?
-        .into())
+        .into();
+    let fd = std::os::fd::IntoRawFd::into_raw_fd(fd);
+    NULL.store(fd, Ordering::Relaxed);
+    Ok(fd)
 }
 
 pub fn spawn(spec: &SpawnSpec) -> Result<Spawned, SpawnError> {
@@ -450,9 +526,7 @@ pub fn spawn(spec: &SpawnSpec) -> Result<Spawned, SpawnError> {
         match out {
             Output::Inherit => {}
             Output::Null => {
-                let null = dev_null().map_err(other)?;
-                fds.push((null.as_raw_fd(), target));
-                keep.push(null);
+                fds.push((dev_null().map_err(other)?, target));
             }
             Output::Pipe => {
                 let (r, w) = crate::sys::pipe(0).map_err(other)?;
@@ -464,7 +538,7 @@ pub fn spawn(spec: &SpawnSpec) -> Result<Spawned, SpawnError> {
     }
     fds.extend_from_slice(spec.extra_fds);
     let mut prepared = prepare(spec, fds).map_err(other)?;
-    let (report_r, report_w) = crate::sys::pipe(0).map_err(other)?;
+    let top = child_stack().map_err(other)?;
     let take_terminal = spec.take_terminal && spec.own_group && spec.user.is_none();
     // SAFETY: getpid has no arguments.
     let keepup_pid = unsafe { libc::getpid() };
@@ -486,6 +560,7 @@ pub fn spawn(spec: &SpawnSpec) -> Result<Spawned, SpawnError> {
     // shell's fork+exec. The child only reads what was prepared above and
     // writes into the scratch parts of `prepared` (moved fds, pid digits);
     // all signals are blocked, and it never returns into keepup's code.
+    let mut failure = Failure::default();
     let mut args = ChildArgs {
         prepared: &mut prepared,
         new_session: spec.user.is_some(),
@@ -493,55 +568,45 @@ pub fn spawn(spec: &SpawnSpec) -> Result<Spawned, SpawnError> {
         take_terminal,
         inherited: &spec.inherited,
         keepup_pid,
-        report: report_w.as_raw_fd(),
+        failure: &mut failure,
     };
-    let mut stack = vec![0u64; CHILD_STACK / 8];
     // SAFETY: the stack grows down from its 16-byte aligned top; `args`
-    // and `stack` outlive the child's use of them, since keepup is
-    // suspended (CLONE_VFORK) until the child has exec'd or exited.
+    // outlives the child's use of it, since keepup is suspended
+    // (CLONE_VFORK) until the child has exec'd or exited.
     let pid = unsafe {
-        let top = stack.as_mut_ptr().add(stack.len()).cast::<libc::c_void>();
         libc::clone(
             child_main,
-            top,
+            top.cast(),
             libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
             (&mut args as *mut ChildArgs).cast(),
         )
     };
-    drop(stack);
     let fork_error = io::Error::last_os_error();
     // SAFETY: restoring keepup's own mask.
     unsafe { libc::sigprocmask(libc::SIG_SETMASK, &old_mask, std::ptr::null_mut()) };
-    drop(report_w);
     // The child's ends close here, in keepup: EOF on the pipes then means
     // the child (and whoever inherited them) closed them.
     drop(keep);
     if pid < 0 {
         return Err(SpawnError::Other(fork_error));
     }
-    if spec.own_group && spec.user.is_none() {
-        // Also from the parent, so the group exists whichever runs first
-        // (EACCES once the child has exec'd is fine). Not for a child that
-        // makes a session of its own: setsid fails for a group leader.
-        // SAFETY: setpgid with integer arguments.
-        unsafe { libc::setpgid(pid, pid) };
-    }
+    // No setpgid from this side: under CLONE_VFORK keepup resumes only once
+    // the child has exec'd or exited, so its own setpgid has already run.
     if take_terminal {
         crate::sys::give_terminal(pid);
     }
-    let mut buf = [0u8; 8];
-    let n = loop {
-        match crate::sys::read(report_r.as_raw_fd(), &mut buf) {
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            other => break other.unwrap_or(0),
-        }
-    };
     drop(prepared);
-    if n == 8 {
+    // SAFETY: the child has exec'd or exited; volatile, since the writes
+    // came from another task through a pointer the compiler cannot see.
+    let (stage, errno) = unsafe {
+        (
+            std::ptr::read_volatile(&failure.stage),
+            std::ptr::read_volatile(&failure.errno),
+        )
+    };
+    if errno != 0 {
         // A step failed and the child exited: keepup's one reaper collects
         // it like any other.
-        let stage = i32::from_ne_bytes([buf[0], buf[1], buf[2], buf[3]]);
-        let errno = i32::from_ne_bytes([buf[4], buf[5], buf[6], buf[7]]);
         return Err(SpawnError::from_report(stage, errno));
     }
     for fd in ours.iter().flatten() {
@@ -573,16 +638,20 @@ mod tests {
     #[test]
     fn path_search_candidates() {
         let c = |prog: &str, path: Option<&str>| -> Vec<String> {
-            candidates(OsStr::new(prog), path.map(OsStr::new))
-                .unwrap()
+            let mut buf = Vec::new();
+            let offsets = candidates(&mut buf, OsStr::new(prog), path.map(OsStr::new)).unwrap();
+            offsets
                 .into_iter()
-                .map(|c| c.into_string().unwrap())
+                .map(|o| {
+                    let end = o + buf[o..].iter().position(|&b| b == 0).unwrap();
+                    String::from_utf8(buf[o..end].to_vec()).unwrap()
+                })
                 .collect()
         };
         assert_eq!(c("./x", Some("/bin")), ["./x"]);
         assert_eq!(c("/usr/bin/env", None), ["/usr/bin/env"]);
         assert_eq!(c("node", Some("/a::/b")), ["/a/node", "./node", "/b/node"]);
         assert_eq!(c("sh", None)[0], "/usr/local/bin/sh");
-        assert!(candidates(OsStr::new(""), None).is_err());
+        assert!(candidates(&mut Vec::new(), OsStr::new(""), None).is_err());
     }
 }

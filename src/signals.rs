@@ -94,19 +94,22 @@ impl Inherited {
         self.ignored & (1 << sig) != 0
     }
 
-    /// Puts back the inherited dispositions of every signal keepup catches
-    /// and the inherited mask. Runs between fork and exec:
-    /// async-signal-safe only, no allocation.
+    /// Puts back the inherited dispositions and mask. Runs between fork
+    /// and exec: async-signal-safe only, no allocation.
+    ///
+    /// `execve` itself resets every caught signal to its default, so only
+    /// the signals that were ignored need a call here (one or two, not the
+    /// 54 of a full reset on every restart). A signal let in by the mask
+    /// before the exec still finds keepup's handler, which in the child
+    /// acts as the default would (see `on_signal`).
     pub fn restore_in_child(&self) {
         // SAFETY: signal() and sigprocmask() are async-signal-safe.
         unsafe {
-            for sig in caught() {
-                let disp = if self.was_ignored(sig) {
-                    libc::SIG_IGN
-                } else {
-                    libc::SIG_DFL
-                };
-                libc::signal(sig, disp);
+            let mut ignored = self.ignored;
+            while ignored != 0 {
+                let sig = ignored.trailing_zeros() as i32;
+                ignored &= ignored - 1;
+                libc::signal(sig, libc::SIG_IGN);
             }
             libc::sigprocmask(libc::SIG_SETMASK, &self.mask, std::ptr::null_mut());
         }
@@ -129,7 +132,14 @@ extern "C" fn on_signal(sig: libc::c_int, info: *mut libc::siginfo_t, _: *mut li
         // A SIGPIPE that keepup's own write to a closed pipe raised carries
         // keepup's pid; only one sent with kill(2) is passed on.
         let own_pipe_error = sig == libc::SIGPIPE && !info.is_null() && (*info).si_pid() == me;
-        if mine && !own_pipe_error {
+        if !mine {
+            // In the child between fork and exec (see restore_in_child): the
+            // signal gets its default action, as it would have after exec.
+            // It is blocked while this handler runs, so it is delivered
+            // again, with SIG_DFL, the moment the handler returns.
+            libc::signal(sig, libc::SIG_DFL);
+            libc::kill(libc::getpid(), sig);
+        } else if !own_pipe_error {
             let byte = sig as u8;
             libc::write(
                 WRITE_FD.load(Ordering::Relaxed),

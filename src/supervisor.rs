@@ -329,7 +329,9 @@ impl Supervisor {
             Action::Log(text) => self.logs.event(&text),
             Action::Fatal(text) => self.logs.fatal(&text),
             Action::Report(report) => {
-                if self.report.is_none() {
+                // Only the invoker of `-d` waits for a report; kept without
+                // one, it forced an unmerged state write on every restart.
+                if self.report.is_none() && self.detach_notify.is_some() {
                     self.report = Some(report);
                 }
             }
