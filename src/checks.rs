@@ -7,7 +7,7 @@
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
-use crate::child::{Output, SpawnSpec, spawn};
+use crate::child::{Image, Output, SpawnSpec, spawn};
 use crate::config::{HealthCheck, Probes, ReadyCheck};
 use crate::probe::{HttpProbe, HttpTarget, Outcome, command_outcome};
 use crate::reap::ExitKind;
@@ -332,19 +332,25 @@ impl Checks {
 
     fn launch_command(&mut self, purpose: Purpose, cmd: &str, now: Instant) -> Option<Event> {
         let command = ["sh".into(), "-c".into(), cmd.into()];
+        let mut image = match Image::new(&command, None) {
+            Ok(image) => image,
+            Err(e) => {
+                let why = format!("cannot start probe: {}", crate::diag::os_reason(&e));
+                return self.finished(purpose, Err(why), now);
+            }
+        };
         let spec = SpawnSpec {
-            command: &command,
+            image: &mut image,
             own_group: true,
             stdout: Output::Null,
             stderr: Output::Null,
             take_terminal: false,
             inherited: self.inherited,
             extra_fds: &[],
-            env: None,
             cwd: self.cwd.as_deref(),
             user: self.user.as_ref(),
         };
-        match spawn(&spec) {
+        match spawn(spec) {
             Ok(child) => {
                 self.probe = Some(InFlight {
                     purpose,

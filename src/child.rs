@@ -30,7 +30,8 @@ pub enum Output {
 }
 
 pub struct SpawnSpec<'a> {
-    pub command: &'a [OsString],
+    /// The program, arguments and environment, laid out (see `Image`).
+    pub image: &'a mut Image,
     pub own_group: bool,
     pub stdout: Output,
     pub stderr: Output,
@@ -40,8 +41,6 @@ pub struct SpawnSpec<'a> {
     /// Descriptors the child gets at fixed numbers: (the fd here, its
     /// number in the child): sockets at 3.., the `--ready-fd` pipe.
     pub extra_fds: &'a [(RawFd, i32)],
-    /// The child's environment; `None` passes keepup's own.
-    pub env: Option<&'a Env>,
     /// `--cwd`: entered by path in the child, before the command is looked
     /// up (so a `current -> releases/N` symlink is followed anew).
     pub cwd: Option<&'a std::path::Path>,
@@ -159,10 +158,12 @@ impl Env {
     }
 }
 
-/// Everything the child needs, laid out before the fork. Every string is
-/// in one buffer (a restart makes a handful of allocations, not one per
-/// variable), and the pointer arrays are made once the buffer is complete.
-struct Prepared {
+/// The program, its arguments and its environment as the child's execve
+/// takes them. Every string is in one buffer and the pointer arrays are made
+/// once it is complete. keepup keeps one across restarts and lays it out
+/// again only when the environment changed (an env file edited): a restart
+/// then copies no string at all.
+pub struct Image {
     /// `NUL`-terminated strings: program candidates, argv, `NAME=value`
     /// entries (with room for the pid in the pid slots).
     strings: Vec<u8>,
@@ -172,6 +173,11 @@ struct Prepared {
     env_ptrs: Vec<*const libc::c_char>,
     /// Where in `strings` the pid digits go.
     pid_slots: Vec<usize>,
+}
+
+/// What the child needs besides the image, made for each spawn.
+struct Prepared<'a> {
+    image: &'a mut Image,
     /// (source fd, target) pairs, and scratch room for the moved sources.
     fds: Vec<(RawFd, i32)>,
     moved: Vec<RawFd>,
@@ -219,57 +225,73 @@ fn candidates(buf: &mut Vec<u8>, program: &OsStr, path: Option<&OsStr>) -> io::R
         .collect()
 }
 
-fn prepare(spec: &SpawnSpec, fds: Vec<(RawFd, i32)>) -> io::Result<Prepared> {
-    let inherited;
-    let env = match spec.env {
-        Some(e) => e,
-        None => {
-            inherited = Env::inherit();
-            &inherited
-        }
-    };
-    let room: usize = spec.command.iter().map(|a| a.len() + 1).sum::<usize>()
-        + env
-            .vars
+impl Image {
+    /// Lays out `command` with `env` (`None`: keepup's own environment).
+    pub fn new(command: &[OsString], env: Option<&Env>) -> io::Result<Image> {
+        let inherited;
+        let env = match env {
+            Some(e) => e,
+            None => {
+                inherited = Env::inherit();
+                &inherited
+            }
+        };
+        let program = command
+            .first()
+            .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))?;
+        let room: usize = command.iter().map(|a| a.len() + 1).sum::<usize>()
+            + env
+                .vars
+                .iter()
+                .map(|(k, v)| k.len() + v.len() + 2)
+                .sum::<usize>()
+            + env.pid_vars.len() * (PID_ROOM + 16)
+            + 512;
+        let mut strings = Vec::with_capacity(room);
+        let programs = candidates(&mut strings, program, env.get("PATH"))?;
+        let argv = command
             .iter()
-            .map(|(k, v)| k.len() + v.len() + 2)
-            .sum::<usize>()
-        + env.pid_vars.len() * (PID_ROOM + 16)
-        + 512;
-    let mut strings = Vec::with_capacity(room);
-    let programs = candidates(&mut strings, &spec.command[0], env.get("PATH"))?;
-    let argv = spec
-        .command
-        .iter()
-        .map(|a| push_cstr(&mut strings, &[a.as_bytes()]))
-        .collect::<io::Result<Vec<_>>>()?;
-    let mut entries = Vec::with_capacity(env.vars.len() + env.pid_vars.len());
-    for (k, v) in &env.vars {
-        // A variable with a NUL cannot be passed; it is left out.
-        if let Ok(at) = push_cstr(&mut strings, &[k.as_bytes(), b"=", v.as_bytes()]) {
+            .map(|a| push_cstr(&mut strings, &[a.as_bytes()]))
+            .collect::<io::Result<Vec<_>>>()?;
+        let mut entries = Vec::with_capacity(env.vars.len() + env.pid_vars.len());
+        for (k, v) in &env.vars {
+            // A variable with a NUL cannot be passed; it is left out.
+            if let Ok(at) = push_cstr(&mut strings, &[k.as_bytes(), b"=", v.as_bytes()]) {
+                entries.push(at);
+            }
+        }
+        let mut pid_slots = Vec::new();
+        for name in &env.pid_vars {
+            let at = push_cstr(&mut strings, &[name.as_bytes(), b"="])?;
+            pid_slots.push(strings.len() - 1);
+            strings.resize(strings.len() + PID_ROOM - 1, 0);
             entries.push(at);
         }
+        // The buffer is complete: its heap block never moves again (moving
+        // the Image does not move it), so pointers into it hold.
+        let base = strings.as_ptr();
+        let ptrs = |offsets: &[usize]| -> Vec<*const libc::c_char> {
+            let mut v: Vec<*const libc::c_char> = Vec::with_capacity(offsets.len() + 1);
+            // SAFETY: every offset is within `strings`.
+            v.extend(offsets.iter().map(|&o| unsafe { base.add(o) }.cast()));
+            v.push(std::ptr::null());
+            v
+        };
+        let mut programs = ptrs(&programs);
+        programs.pop();
+        let argv_ptrs = ptrs(&argv);
+        let env_ptrs = ptrs(&entries);
+        Ok(Image {
+            strings,
+            programs,
+            argv_ptrs,
+            env_ptrs,
+            pid_slots,
+        })
     }
-    let mut pid_slots = Vec::new();
-    for name in &env.pid_vars {
-        let at = push_cstr(&mut strings, &[name.as_bytes(), b"="])?;
-        pid_slots.push(strings.len() - 1);
-        strings.resize(strings.len() + PID_ROOM - 1, 0);
-        entries.push(at);
-    }
-    // The buffer is complete: it never moves again, so pointers into it hold.
-    let base = strings.as_ptr();
-    let ptrs = |offsets: &[usize]| -> Vec<*const libc::c_char> {
-        let mut v: Vec<*const libc::c_char> = Vec::with_capacity(offsets.len() + 1);
-        // SAFETY: every offset is within `strings`.
-        v.extend(offsets.iter().map(|&o| unsafe { base.add(o) }.cast()));
-        v.push(std::ptr::null());
-        v
-    };
-    let mut programs = ptrs(&programs);
-    programs.pop();
-    let argv_ptrs = ptrs(&argv);
-    let env_ptrs = ptrs(&entries);
+}
+
+fn prepare<'a>(spec: SpawnSpec<'a>, fds: Vec<(RawFd, i32)>) -> io::Result<Prepared<'a>> {
     let moved = vec![-1; fds.len()];
     let cwd = spec
         .cwd
@@ -277,11 +299,7 @@ fn prepare(spec: &SpawnSpec, fds: Vec<(RawFd, i32)>) -> io::Result<Prepared> {
         .transpose()?;
     let user = spec.user.map(|u| (u.uid, u.gid, u.groups.clone()));
     Ok(Prepared {
-        strings,
-        programs,
-        argv_ptrs,
-        env_ptrs,
-        pid_slots,
+        image: spec.image,
         fds,
         moved,
         cwd,
@@ -399,16 +417,19 @@ unsafe fn in_child(
         {
             fail_at(STAGE_CWD, errno());
         }
-        let pid = libc::getpid();
-        for &at in &p.pid_slots {
-            write_pid(p.strings.as_mut_ptr().add(at), pid);
+        let image = &mut *p.image;
+        if !image.pid_slots.is_empty() {
+            let pid = libc::getpid();
+            for &at in &image.pid_slots {
+                write_pid(image.strings.as_mut_ptr().add(at), pid);
+            }
         }
         // Last, the signal state keepup inherited: dispositions first, then
         // the mask, which lets pending signals in with default actions.
         inherited.restore_in_child();
         let mut reported = libc::ENOENT;
-        for &program in &p.programs {
-            libc::execve(program, p.argv_ptrs.as_ptr(), p.env_ptrs.as_ptr());
+        for &program in &image.programs {
+            libc::execve(program, image.argv_ptrs.as_ptr(), image.env_ptrs.as_ptr());
             let e = errno();
             // As execvp: a candidate that exists but cannot be run is what
             // gets reported, unless a later one runs.
@@ -463,8 +484,8 @@ fn child_stack() -> io::Result<*mut u8> {
 }
 
 /// What `child_main` gets through `clone`'s one pointer.
-struct ChildArgs {
-    prepared: *mut Prepared,
+struct ChildArgs<'a> {
+    prepared: *mut Prepared<'a>,
     new_session: bool,
     own_group: bool,
     take_terminal: bool,
@@ -484,7 +505,7 @@ struct Failure {
 extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
     // SAFETY: `arg` is the ChildArgs of `spawn`, alive while keepup waits.
     unsafe {
-        let a = &*(arg as *const ChildArgs);
+        let a = &*(arg as *const ChildArgs<'_>);
         in_child(
             &mut *a.prepared,
             a.new_session,
@@ -516,7 +537,7 @@ fn dev_null() -> io::Result<RawFd> {
     Ok(fd)
 }
 
-pub fn spawn(spec: &SpawnSpec) -> Result<Spawned, SpawnError> {
+pub fn spawn(spec: SpawnSpec) -> Result<Spawned, SpawnError> {
     let other = SpawnError::Other;
     // Output pipes (read end ours, write end the child's) or /dev/null.
     let mut keep: Vec<OwnedFd> = Vec::new();
@@ -537,15 +558,16 @@ pub fn spawn(spec: &SpawnSpec) -> Result<Spawned, SpawnError> {
         }
     }
     fds.extend_from_slice(spec.extra_fds);
+    let take_terminal = spec.take_terminal && spec.own_group && spec.user.is_none();
+    let (own_group, new_session, inherited) = (spec.own_group, spec.user.is_some(), spec.inherited);
     let mut prepared = prepare(spec, fds).map_err(other)?;
     let top = child_stack().map_err(other)?;
-    let take_terminal = spec.take_terminal && spec.own_group && spec.user.is_none();
     // SAFETY: getpid has no arguments.
     let keepup_pid = unsafe { libc::getpid() };
 
-    // Every signal blocked across the fork: the child resets dispositions
-    // before anything can be delivered to it, then takes the inherited
-    // mask; keepup gets its own mask back right after.
+    // Every signal blocked across the fork: the child restores the
+    // inherited dispositions before anything can be delivered to it, then
+    // takes the inherited mask; keepup gets its own mask back right after.
     // SAFETY: plain sigset manipulation.
     let old_mask = unsafe {
         let mut all: libc::sigset_t = std::mem::zeroed();
@@ -563,10 +585,10 @@ pub fn spawn(spec: &SpawnSpec) -> Result<Spawned, SpawnError> {
     let mut failure = Failure::default();
     let mut args = ChildArgs {
         prepared: &mut prepared,
-        new_session: spec.user.is_some(),
-        own_group: spec.own_group,
+        new_session,
+        own_group,
         take_terminal,
-        inherited: &spec.inherited,
+        inherited: &inherited,
         keepup_pid,
         failure: &mut failure,
     };

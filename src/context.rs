@@ -41,6 +41,9 @@ pub struct Context {
     removed: Vec<&'static str>,
     /// The environment of the next start.
     current: Env,
+    /// Changes with every new `current`, so a laid-out copy can be reused
+    /// until then.
+    generation: u64,
     pub user: Option<User>,
 }
 
@@ -81,6 +84,7 @@ impl Context {
             pid_vars: Vec::new(),
             removed: Vec::new(),
             current: Env::default(),
+            generation: 0,
             user,
         };
         c.build();
@@ -124,6 +128,7 @@ impl Context {
             env.set_child_pid(name);
         }
         self.current = env;
+        self.generation += 1;
     }
 
     /// Reads the env files again, for a start: an edited `.env` takes
@@ -134,14 +139,25 @@ impl Context {
             return Vec::new();
         }
         let mut problems = Vec::new();
+        let mut changed = false;
         for (i, path) in self.files.iter().enumerate() {
             match read_env_file(path) {
-                Ok(vars) => self.last_good[i] = vars,
+                Ok(vars) => {
+                    changed |= self.last_good[i] != vars;
+                    self.last_good[i] = vars;
+                }
                 Err(why) => problems.push(format!("{why}; starting with its last good values")),
             }
         }
-        self.build();
+        if changed {
+            self.build();
+        }
         problems
+    }
+
+    /// Which environment `env()` is: it changes when the environment does.
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     pub fn env(&self) -> &Env {

@@ -55,6 +55,10 @@ pub struct Rules {
     pub own_session: bool,
     /// `--watch`: a run that ends for good waits for a change instead.
     pub watch: bool,
+    /// Event lines have a reader (a log file, or stderr without `-q`).
+    /// Without one, the lines of every restart are not even formatted: in
+    /// a fast crash loop that formatting was most of keepup's own time.
+    pub events: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -414,13 +418,20 @@ impl Machine {
 
     pub fn step(&mut self, event: Event, now: Instant, rules: &Rules) -> Actions {
         let mut out = Vec::new();
+        self.step_into(event, now, rules, &mut out);
+        out
+    }
+
+    /// `step`, appending to `out` (which keepup reuses from one event to
+    /// the next, so a step allocates no list).
+    pub fn step_into(&mut self, event: Event, now: Instant, rules: &Rules, out: &mut Actions) {
         match event {
-            Event::Deadline => self.on_deadline(now, rules, &mut out),
-            Event::Started { pid, gated } => self.on_started(pid, gated, now, rules, &mut out),
+            Event::Deadline => self.on_deadline(now, rules, out),
+            Event::Started { pid, gated } => self.on_started(pid, gated, now, rules, out),
             Event::StartFailed { status, why } => {
-                self.on_start_failed(status, why, now, rules, &mut out)
+                self.on_start_failed(status, why, now, rules, out)
             }
-            Event::ChildExited { exit, seen } => self.on_exit(exit, seen, now, rules, &mut out),
+            Event::ChildExited { exit, seen } => self.on_exit(exit, seen, now, rules, out),
             Event::ChildStopped { .. } => {
                 // Ctrl-Z stopped the interactive child: keepup follows it, so
                 // the shell sees its job stopped (SPEC 4, job control).
@@ -429,9 +440,9 @@ impl Machine {
                     out.push(Action::StopSelf);
                 }
             }
-            Event::Observed(seen) => self.on_observed(seen, now, rules, &mut out),
-            Event::Signal(sig) => self.on_signal(sig, now, rules, &mut out),
-            Event::Control(c) => self.on_control(c, now, rules, &mut out),
+            Event::Observed(seen) => self.on_observed(seen, now, rules, out),
+            Event::Signal(sig) => self.on_signal(sig, now, rules, out),
+            Event::Control(c) => self.on_control(c, now, rules, out),
             Event::Ready { after } => {
                 if self.state == (State::Up { ready: false }) {
                     self.state = State::Up { ready: true };
@@ -439,7 +450,7 @@ impl Machine {
                         "ready after {}",
                         format_duration(after)
                     )));
-                    self.report_started(&mut out);
+                    self.report_started(out);
                 }
             }
             Event::NotReady { after } => {
@@ -451,7 +462,7 @@ impl Machine {
                         status: crate::protocol::exit::FAILURE,
                         why: format!("'{}' {why}", rules.name),
                     }));
-                    self.begin_stop(RunEnd::NotReady, None, now, rules, &mut out);
+                    self.begin_stop(RunEnd::NotReady, None, now, rules, out);
                 }
             }
             Event::Watchdog { after } => {
@@ -461,7 +472,7 @@ impl Machine {
                         "watchdog: no ping for {}",
                         format_duration(after)
                     )));
-                    self.begin_stop(RunEnd::FaultRestart, None, now, rules, &mut out);
+                    self.begin_stop(RunEnd::FaultRestart, None, now, rules, out);
                 }
             }
             Event::Unhealthy { failures, last } => {
@@ -471,7 +482,7 @@ impl Machine {
                         "unhealthy after {failures} failed check{} (last: {last})",
                         if failures == 1 { "" } else { "s" }
                     )));
-                    self.begin_stop(RunEnd::FaultRestart, None, now, rules, &mut out);
+                    self.begin_stop(RunEnd::FaultRestart, None, now, rules, out);
                 }
             }
             Event::Memory { bytes, processes } => {
@@ -488,10 +499,10 @@ impl Machine {
                         run.pid,
                         if others == 1 { "" } else { "s" }
                     )));
-                    self.begin_stop(RunEnd::FaultRestart, None, now, rules, &mut out);
+                    self.begin_stop(RunEnd::FaultRestart, None, now, rules, out);
                 }
             }
-            Event::Change { path } => self.on_change(path, now, rules, &mut out),
+            Event::Change { path } => self.on_change(path, now, rules, out),
             Event::NextStarted { pid, gated } => {
                 if let Some(r) = self.reload.as_mut()
                     && r.pid == 0
@@ -503,11 +514,11 @@ impl Machine {
                         "reload: started pid {pid} beside pid {old}"
                     )));
                     if !gated {
-                        self.promote(now, rules, &mut out);
+                        self.promote(now, rules, out);
                     }
                 }
             }
-            Event::NextStartFailed { why } => self.fail_reload(why, false, now, rules, &mut out),
+            Event::NextStartFailed { why } => self.fail_reload(why, false, now, rules, out),
             Event::NextReady { after } => {
                 if let Some(r) = self.reload.filter(|r| r.pid > 0) {
                     out.push(Action::Log(format!(
@@ -515,17 +526,17 @@ impl Machine {
                         r.pid,
                         format_duration(after)
                     )));
-                    self.promote(now, rules, &mut out);
+                    self.promote(now, rules, out);
                 }
             }
             Event::NextNotReady { after } => {
                 let why = format!("not ready after {}", format_duration(after));
-                self.fail_reload(why, false, now, rules, &mut out);
+                self.fail_reload(why, false, now, rules, out);
             }
             Event::NextExited { exit } => {
                 if let Some(r) = self.reload {
                     let why = format!("pid {} {} before it was ready", r.pid, exit.as_verb());
-                    self.fail_reload(why, true, now, rules, &mut out);
+                    self.fail_reload(why, true, now, rules, out);
                 }
             }
             Event::RetiringExited => {
@@ -536,9 +547,8 @@ impl Machine {
             Event::RetiringObserved {
                 group_alive,
                 drained,
-            } => self.observe_retiring(group_alive, drained, now, &mut out),
+            } => self.observe_retiring(group_alive, drained, now, out),
         }
-        out
     }
 
     /// `--watch`: a change restarts the run at once (SPEC 11).
@@ -767,7 +777,9 @@ impl Machine {
             stop_signal: rules.stop_signal,
         });
         self.state = State::Up { ready: !gated };
-        out.push(Action::Log(format!("started pid {pid}")));
+        if rules.events {
+            out.push(Action::Log(format!("started pid {pid}")));
+        }
         if !gated {
             self.report_started(out);
         }
@@ -1155,12 +1167,19 @@ impl Machine {
             end,
             uptime,
         );
-        let mut line = if run.pid == 0 {
+        let mut line = if !rules.events {
+            String::new()
+        } else if run.pid == 0 {
             "could not start".to_string()
         } else {
             format!("{} after {}", exit.as_event(), format_duration(uptime))
         };
         match decision {
+            Decision::Restart { after } if !rules.events => {
+                self.state = State::Pending {
+                    at: later(now, after),
+                };
+            }
             Decision::Restart { after } => {
                 if self.counters.unstable > before.unstable {
                     let cap = rules
@@ -1251,6 +1270,7 @@ mod tests {
             ready_timeout: Duration::from_secs(60),
             own_session: false,
             watch: false,
+            events: true,
         }
     }
 

@@ -188,6 +188,15 @@ impl Folder {
 
     /// Writes `NAME` atomically: a temporary file, then `rename` over it
     /// (which replaces a planted symlink instead of following it).
+    ///
+    /// The rename is an exchange (`RENAME_EXCHANGE`) followed by an unlink
+    /// of the old file under the temporary name. A plain rename over an
+    /// existing file makes ext4 start writing the new file out at once
+    /// (`auto_da_alloc`), and the replaced inode's release then waits for
+    /// that I/O: in a crash loop, every state write waited on the disk. An
+    /// exchange replaces nothing, and a state file that lives less than the
+    /// kernel's writeback delay is never written to disk at all. Where the
+    /// file system has no exchange (or the name is new), a plain rename.
     pub fn write_atomic(&self, name: &str, data: &[u8]) -> io::Result<()> {
         // SAFETY: getpid has no arguments.
         let tmp = format!(".{name}.{}.tmp", unsafe { libc::getpid() });
@@ -199,15 +208,24 @@ impl Folder {
         }
         drop(fd);
         let (a, b) = (cstr(&tmp), cstr(name));
+        let dir = self.dir.as_raw_fd();
         // SAFETY: valid dirfd and C strings.
-        let r = unsafe {
-            libc::renameat(
-                self.dir.as_raw_fd(),
+        let exchanged = unsafe {
+            libc::syscall(
+                libc::SYS_renameat2,
+                dir,
                 a.as_ptr(),
-                self.dir.as_raw_fd(),
+                dir,
                 b.as_ptr(),
+                libc::RENAME_EXCHANGE,
             )
-        };
+        } == 0;
+        if exchanged {
+            self.unlink(&tmp);
+            return Ok(());
+        }
+        // SAFETY: valid dirfd and C strings.
+        let r = unsafe { libc::renameat(dir, a.as_ptr(), dir, b.as_ptr()) };
         if r != 0 {
             let e = io::Error::last_os_error();
             self.unlink(&tmp);

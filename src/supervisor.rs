@@ -15,7 +15,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use crate::checks::{self, Checks};
-use crate::child::{SpawnError, SpawnSpec, spawn};
+use crate::child::{Image, SpawnError, SpawnSpec, spawn};
 use crate::config::Config;
 use crate::context::Context;
 use crate::logs::{Logs, Pipes, Stream};
@@ -112,6 +112,11 @@ pub struct Supervisor {
     notify: Option<NotifySocket>,
     /// The environment, directory and user every run starts with.
     context: Context,
+    /// The command laid out with the context's environment (which
+    /// generation), reused by every restart until the environment changes.
+    image: Option<(u64, Image)>,
+    /// The machine's actions for one event; kept for its allocation.
+    actions: Vec<crate::machine::Action>,
     /// `--watch`: the watcher, the first change of the current quiet
     /// period, and when that period ends.
     watcher: Option<Watcher>,
@@ -199,6 +204,7 @@ impl Supervisor {
             ready_timeout: cfg.probes.ready_timeout,
             own_session: cfg.user.is_some(),
             watch: !cfg.watch.is_empty(),
+            events: logs.has_event_reader(),
         };
         Box::new(Supervisor {
             machine: Machine::new(Instant::now()),
@@ -214,6 +220,8 @@ impl Supervisor {
             report: None,
             http_target,
             context,
+            image: None,
+            actions: Vec::new(),
             watcher,
             changed: None,
             quiet_until: None,
@@ -274,9 +282,13 @@ impl Supervisor {
     fn handle(&mut self, event: Event, now: Instant) {
         self.events.push_back(event);
         while let Some(event) = self.events.pop_front() {
-            for action in self.machine.step(event, now, &self.rules) {
+            let mut actions = std::mem::take(&mut self.actions);
+            self.machine
+                .step_into(event, now, &self.rules, &mut actions);
+            for action in actions.drain(..) {
                 self.act(action, now);
             }
+            self.actions = actions;
         }
         self.publish(now);
         if let Some(report) = self.report.take() {
@@ -428,15 +440,23 @@ impl Supervisor {
             self.cfg.cwd.clone(),
         );
         let ready_pipe = checks.ready_pipe_for_child();
-        let spawned = match &ready_pipe {
-            Err(e) => Err(SpawnError::Other(std::io::Error::from_raw_os_error(
+        let generation = self.context.generation();
+        let mut image = match self.image.take() {
+            Some((g, image)) if g == generation => Ok(image),
+            _ => Image::new(&self.cfg.command, Some(self.context.env())),
+        };
+        let spawned = match (&ready_pipe, &mut image) {
+            (_, Err(e)) => Err(SpawnError::Other(std::io::Error::from_raw_os_error(
+                e.raw_os_error().unwrap_or(libc::EINVAL),
+            ))),
+            (Err(e), _) => Err(SpawnError::Other(std::io::Error::from_raw_os_error(
                 e.raw_os_error().unwrap_or(libc::EMFILE),
             ))),
-            Ok(ready) => {
+            (Ok(ready), Ok(image)) => {
                 let mut extra = crate::sockets::child_fds(&self.listeners);
                 extra.extend(ready.iter().map(|(w, n)| (w.as_raw_fd(), *n)));
-                spawn(&SpawnSpec {
-                    command: &self.cfg.command,
+                spawn(SpawnSpec {
+                    image,
                     own_group: self.cfg.own_group,
                     stdout: self.logs.output_for(Stream::Out),
                     stderr: self.logs.output_for(Stream::Err),
@@ -445,7 +465,6 @@ impl Supervisor {
                     take_terminal: self.rules.tty && self.run.is_none(),
                     inherited: self.inherited,
                     extra_fds: &extra,
-                    env: Some(self.context.env()),
                     cwd: self.cfg.cwd.as_deref(),
                     user: self.context.user.as_ref(),
                 })
@@ -454,6 +473,7 @@ impl Supervisor {
         // Our copy of the ready pipe's write end goes now, so that the pipe
         // reports end of file when the child closes its own.
         drop(ready_pipe);
+        self.image = image.ok().map(|image| (generation, image));
         match spawned {
             Ok(child) => {
                 let gated = checks.gated();
@@ -948,18 +968,33 @@ impl Supervisor {
         if self.publisher.instance.is_none() {
             return;
         }
+        let (state, child_pid) = (
+            self.machine.published(),
+            self.machine.child_pid().unwrap_or(0),
+        );
+        let last_exit = self.machine.last_end.as_deref().unwrap_or_default();
+        // Compared in place: this runs at the end of every turn, and most
+        // turns change nothing shown.
+        if self.publisher.shown.as_ref().is_some_and(|v| {
+            v.state == state
+                && v.child_pid == child_pid
+                && v.restarts == self.machine.counters.restarts
+                && v.last_exit == last_exit
+                && v.probe == self.last_probe
+                && v.reload_seq == self.publisher.snapshot.reload_seq
+                && v.status_text == self.status_text
+        }) {
+            return;
+        }
         let view = View {
-            state: self.machine.published(),
-            child_pid: self.machine.child_pid().unwrap_or(0),
+            state,
+            child_pid,
             restarts: self.machine.counters.restarts,
-            last_exit: self.machine.last_end.clone().unwrap_or_default(),
+            last_exit: last_exit.to_string(),
             probe: self.last_probe.clone(),
             reload_seq: self.publisher.snapshot.reload_seq,
             status_text: self.status_text.clone(),
         };
-        if self.publisher.shown.as_ref() == Some(&view) {
-            return;
-        }
         let s = &mut self.publisher.snapshot;
         s.state = view.state;
         s.child_pid = view.child_pid;

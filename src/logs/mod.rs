@@ -337,9 +337,19 @@ impl Logs {
         p
     }
 
+    /// Whether `event` writes anywhere.
+    pub fn has_event_reader(&self) -> bool {
+        !self.quiet || self.merged.is_some()
+    }
+
     /// One of keepup's own events: a `keepup` line in `--log`, and a line on
     /// stderr unless `--quiet`.
     pub fn event(&mut self, text: &str) {
+        if !self.has_event_reader() {
+            // Nowhere to write it: no copy, no formatting.
+            self.flush();
+            return;
+        }
         // Event text may quote user input (a command name): keep it one line.
         let text = &crate::diag::one_line(text);
         if !self.quiet {
