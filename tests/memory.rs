@@ -45,11 +45,15 @@ fn direct_child_over_the_limit_is_restarted() {
     // SPEC 7: status says why the run ended, not only its exit status.
     // Restarts this fast are merged into one state write per 50 ms, so
     // status may trail the log by that much.
-    wait_for("status to show the memory limit", Duration::from_secs(5), || {
-        verb(&home.0, &["status", "--json"])
-            .stdout
-            .contains("\"last_exit\":\"memory limit\"")
-    });
+    wait_for(
+        "status to show the memory limit",
+        Duration::from_secs(5),
+        || {
+            verb(&home.0, &["status", "--json"])
+                .stdout
+                .contains("\"last_exit\":\"memory limit\"")
+        },
+    );
     k.signal(libc::SIGTERM);
     k.finish();
     let text = read(&dir.path("a.log"));
