@@ -127,17 +127,26 @@ struct Known {
 }
 
 /// How often a sample rescans every process in full, which also catches the
-/// rare cases the cheap path cannot see (a pid reused between two samples, a
-/// tree member re-parented away when keepup is not a subreaper).
-const FULL_SCAN_EVERY: u32 = 16;
+/// rare cases the cheap path cannot see (a tree member re-parented away when
+/// keepup is not a subreaper, a pid reused by a process keepup only knows by
+/// number). A full scan reads every process's stat: at a sample a second,
+/// once a minute keeps it a small part of the cost.
+const FULL_SCAN_EVERY: u32 = 64;
 
 /// Samples the RSS of every descendant of a root (keepup itself).
 ///
 /// A process outside the tree can never join it (only a tree member's fork
 /// can, and that is a new pid; orphans of the tree are re-parented to keepup,
-/// the subreaper). So between full scans, a sample lists `/proc` once, reads
-/// `stat` only for pids it has not seen before, and `statm` only for tree
-/// members: the cost follows the tree, not the machine.
+/// the subreaper). So between full scans, a sample looks only at processes
+/// created since the last one, and reads `statm` only for tree members: the
+/// cost follows the tree, not the machine.
+///
+/// Which processes are new comes from the last pid the kernel handed out
+/// (the last field of `/proc/loadavg`): unchanged, nothing was created and
+/// `/proc` is not even listed; grown, `/proc` is listed from there on (a
+/// seek, then one `getdents`); smaller, pids wrapped around, and the sample
+/// is a full one. Listing all of `/proc` was most of a sample's cost: with a
+/// hundred keepups sampling, a few percent of a core.
 pub struct Sampler {
     /// Open `statm` descriptors of tree members, sorted by pid.
     statm: Vec<(i32, OwnedFd)>,
@@ -145,11 +154,15 @@ pub struct Sampler {
     procs: Vec<ProcStat>,
     tree: Vec<usize>,
     known: Vec<Known>,
-    next: Vec<Known>,
     pids: Vec<i32>,
     samples: u32,
     root: i32,
     page: u64,
+    /// The last pid handed out when the tree was last brought up to date.
+    last_pid: Option<i32>,
+    /// Kept open: `/proc/loadavg`, and `/proc` itself for listing.
+    loadavg: Option<OwnedFd>,
+    proc_dir: ProcDir,
 }
 
 pub struct Sample {
@@ -165,33 +178,136 @@ impl Default for Sampler {
             procs: Vec::new(),
             tree: Vec::new(),
             known: Vec::new(),
-            next: Vec::new(),
             pids: Vec::new(),
             samples: 0,
             root: 0,
             page: page_size(),
+            last_pid: None,
+            loadavg: None,
+            proc_dir: ProcDir::default(),
         }
     }
 }
 
-/// Lists the numeric entries of `/proc`, in the order the kernel gives
-/// (ascending pid), into `out`.
-fn list_pids(out: &mut Vec<i32>) {
-    out.clear();
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return;
-    };
-    for entry in dir.flatten() {
-        let name = entry.file_name();
-        let name = name.as_encoded_bytes();
-        if !name.is_empty()
-            && name.iter().all(|b| b.is_ascii_digit())
-            && let Ok(pid) = std::str::from_utf8(name).unwrap_or("").parse()
-        {
-            out.push(pid);
+/// `/proc`, listed with `getdents64` into a buffer kept from one listing to
+/// the next (no allocation per entry), from a given pid on.
+///
+/// A listing can start at a pid because procfs places the entry of pid P at
+/// directory offset P + a constant (`TGID_OFFSET` in the kernel), which
+/// `lseek` accepts. The constant is not assumed: it is read off the offsets
+/// of a full listing (each entry's `d_off` is where the next entry starts),
+/// and until it is known every listing is a full one.
+#[derive(Default)]
+struct ProcDir {
+    fd: Option<OwnedFd>,
+    buf: Vec<u8>,
+    offset: Option<i64>,
+}
+
+impl ProcDir {
+    /// The pids from `from` on (all of them for `None`), ascending, into `out`.
+    fn list(&mut self, from: Option<i32>, out: &mut Vec<i32>) {
+        out.clear();
+        if self.fd.is_none() {
+            // SAFETY: a NUL-terminated path; a fresh descriptor we own.
+            let fd = unsafe {
+                libc::open(
+                    c"/proc".as_ptr(),
+                    libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+                )
+            };
+            if fd < 0 {
+                return;
+            }
+            // SAFETY: a fresh descriptor we own.
+            self.fd = Some(unsafe { OwnedFd::from_raw_fd(fd) });
+            self.buf = vec![0; 4096];
         }
+        let Some(fd) = self.fd.as_ref().map(|f| f.as_raw_fd()) else {
+            return;
+        };
+        let start = match (from, self.offset) {
+            (Some(pid), Some(off)) => i64::from(pid) + off,
+            _ => 0,
+        };
+        // SAFETY: lseek on our own descriptor.
+        if unsafe { libc::lseek(fd, start, libc::SEEK_SET) } < 0 {
+            return;
+        }
+        let mut learned = None;
+        let mut previous: Option<(i32, i64)> = None;
+        loop {
+            // SAFETY: the buffer is valid for its length.
+            let n = unsafe {
+                libc::syscall(
+                    libc::SYS_getdents64,
+                    fd,
+                    self.buf.as_mut_ptr(),
+                    self.buf.len(),
+                )
+            };
+            if n <= 0 {
+                break;
+            }
+            let mut at = 0usize;
+            while at + 19 < n as usize {
+                let b = &self.buf[at..n as usize];
+                let d_off = i64::from_ne_bytes(b[8..16].try_into().unwrap_or_default());
+                let reclen = u16::from_ne_bytes([b[16], b[17]]) as usize;
+                if reclen == 0 || reclen > b.len() {
+                    break;
+                }
+                let name = &b[19..reclen];
+                let name = &name[..name.iter().position(|&c| c == 0).unwrap_or(name.len())];
+                if let Some(pid) = parse_pid(name) {
+                    if let Some((prev_pid, prev_off)) = previous
+                        && prev_pid < pid
+                    {
+                        // The previous entry's d_off is where this one is.
+                        let off = prev_off - i64::from(pid);
+                        learned = match learned {
+                            None => Some(Some(off)),
+                            Some(Some(o)) if o == off => Some(Some(o)),
+                            _ => Some(None),
+                        };
+                    }
+                    previous = Some((pid, d_off));
+                    if from.is_none_or(|f| pid >= f) {
+                        out.push(pid);
+                    }
+                }
+                at += reclen;
+            }
+        }
+        if start == 0
+            && let Some(off) = learned
+        {
+            self.offset = off.filter(|&o| o > 0);
+        }
+        out.sort_unstable();
     }
-    out.sort_unstable();
+}
+
+/// A pid from a `/proc` entry name; `None` for anything else.
+fn parse_pid(name: &[u8]) -> Option<i32> {
+    if name.is_empty() || name.len() > 10 || !name.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(name).ok()?.parse().ok()
+}
+
+/// The last pid the kernel handed out, from `/proc/loadavg`'s last field.
+fn parse_last_pid(text: &[u8]) -> Option<i32> {
+    let text = std::str::from_utf8(text).ok()?;
+    text.split_ascii_whitespace().nth(4)?.parse().ok()
+}
+
+/// Opens a `/proc` file by its whole path.
+fn open_proc_path(path: &std::ffi::CStr) -> Option<OwnedFd> {
+    // SAFETY: a NUL-terminated path.
+    let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+    // SAFETY: a fresh descriptor we own.
+    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// Opens `/proc/PID/<file>`; `None` if the process is gone.
@@ -301,53 +417,80 @@ impl ProcTable {
 
 impl Sampler {
     pub fn sample(&mut self, root: i32) -> Sample {
-        let full = root != self.root || self.samples.is_multiple_of(FULL_SCAN_EVERY);
+        let mut buf = [0u8; 1024];
+        if self.loadavg.is_none() {
+            self.loadavg = open_proc_path(c"/proc/loadavg");
+        }
+        let last_pid = self
+            .loadavg
+            .as_ref()
+            .and_then(|fd| pread_proc(fd, &mut buf))
+            .and_then(|n| parse_last_pid(&buf[..n]));
+        let full = root != self.root
+            || self.samples.is_multiple_of(FULL_SCAN_EVERY)
+            || last_pid.is_none()
+            || last_pid < self.last_pid;
         self.samples = self.samples.wrapping_add(1);
         self.root = root;
         if full {
+            // Read first: what is created during the scan is listed next time.
+            self.last_pid = last_pid;
             return self.full_sample(root);
         }
-        list_pids(&mut self.pids);
-        self.next.clear();
-        let mut buf = [0u8; 1024];
+        if last_pid != self.last_pid {
+            let from = self.last_pid.map(|p| p.saturating_add(1));
+            self.last_pid = last_pid;
+            self.proc_dir.list(from, &mut self.pids);
+            self.add_new(root, &mut buf);
+        }
+        self.sum_tree(&mut buf)
+    }
+
+    /// Adds the listed pids not known yet, with whether each is in the tree.
+    fn add_new(&mut self, root: i32, buf: &mut [u8]) {
         let mut unresolved = false;
-        for &pid in &self.pids {
-            match self.known.binary_search_by_key(&pid, |k| k.pid) {
-                Ok(i) => self.next.push(self.known[i]),
-                Err(_) => {
-                    let Some(st) =
-                        read_proc(pid, "stat", &mut buf).and_then(|n| parse_stat(&buf[..n]))
-                    else {
-                        continue;
-                    };
-                    unresolved = true;
-                    self.next.push(Known {
-                        pid,
-                        ppid: st.ppid,
-                        in_tree: st.ppid == root,
-                    });
-                }
-            }
+        for i in 0..self.pids.len() {
+            let pid = self.pids[i];
+            let Err(at) = self.known.binary_search_by_key(&pid, |k| k.pid) else {
+                continue;
+            };
+            let Some(st) = read_proc(pid, "stat", buf).and_then(|n| parse_stat(&buf[..n])) else {
+                continue;
+            };
+            unresolved = true;
+            self.known.insert(
+                at,
+                Known {
+                    pid,
+                    ppid: st.ppid,
+                    in_tree: st.ppid == root,
+                },
+            );
         }
         // New processes join the tree through a parent that is in it; a
         // parent may itself be new, so repeat until nothing changes.
         while unresolved {
             unresolved = false;
-            for i in 0..self.next.len() {
-                if self.next[i].in_tree {
+            for i in 0..self.known.len() {
+                if self.known[i].in_tree {
                     continue;
                 }
-                let ppid = self.next[i].ppid;
-                if let Ok(j) = self.next.binary_search_by_key(&ppid, |k| k.pid)
-                    && self.next[j].in_tree
+                let ppid = self.known[i].ppid;
+                if let Ok(j) = self.known.binary_search_by_key(&ppid, |k| k.pid)
+                    && self.known[j].in_tree
                 {
-                    self.next[i].in_tree = true;
+                    self.known[i].in_tree = true;
                     unresolved = true;
                 }
             }
         }
-        std::mem::swap(&mut self.known, &mut self.next);
+    }
+
+    /// The resident memory of the tree members, through kept `statm`
+    /// descriptors where there are some.
+    fn sum_tree(&mut self, buf: &mut [u8]) -> Sample {
         let (mut pages, mut processes) = (0, 0);
+        self.pids.clear();
         let mut kept = std::mem::take(&mut self.statm);
         let mut next_kept = std::mem::take(&mut self.statm_next);
         let mut old = kept.drain(..).peekable();
@@ -367,9 +510,14 @@ impl Sampler {
                 Some((fd, rss))
             };
             let found = kept_fd
-                .and_then(|fd| read(fd, &mut buf))
-                .or_else(|| open_proc(k.pid, "statm").and_then(|fd| read(fd, &mut buf)));
-            let Some((fd, rss)) = found else { continue };
+                .and_then(|fd| read(fd, buf))
+                .or_else(|| open_proc(k.pid, "statm").and_then(|fd| read(fd, buf)));
+            let Some((fd, rss)) = found else {
+                // Gone: not looked for again (its pid comes back only after
+                // the pids wrap, which makes the next sample a full one).
+                self.pids.push(k.pid);
+                continue;
+            };
             pages += rss;
             processes += 1;
             if next_kept.len() < KEPT_STATM {
@@ -379,6 +527,9 @@ impl Sampler {
         drop(old);
         self.statm = next_kept;
         self.statm_next = kept;
+        if !self.pids.is_empty() {
+            self.known.retain(|k| !self.pids.contains(&k.pid));
+        }
         Sample {
             bytes: pages * self.page,
             processes,
@@ -487,6 +638,45 @@ mod tests {
             let _ = k.kill();
             let _ = k.wait();
         }
+    }
+
+    #[test]
+    fn last_pid() {
+        assert_eq!(parse_last_pid(b"0.11 0.20 0.25 1/312 48211\n"), Some(48211));
+        assert_eq!(parse_last_pid(b"0.11 0.20"), None);
+    }
+
+    /// A listing from a pid on, through the learned directory offset, has
+    /// exactly the pids of a full listing from there on.
+    #[test]
+    fn listing_from_a_pid() {
+        let mut dir = ProcDir::default();
+        let mut all = vec![];
+        dir.list(None, &mut all);
+        let mut by_std: Vec<i32> = std::fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(|e| parse_pid(e.unwrap().file_name().as_encoded_bytes()))
+            .collect();
+        by_std.sort();
+        let me = std::process::id() as i32;
+        assert!(all.contains(&me));
+        assert!(
+            dir.offset.is_some(),
+            "offset learned from {} entries",
+            all.len()
+        );
+        let mut from_me = vec![];
+        dir.list(Some(me), &mut from_me);
+        assert_eq!(from_me.first(), Some(&me));
+        assert!(from_me.iter().all(|&p| p >= me));
+        // Processes come and go while tests run: compare what both saw.
+        let common = by_std.iter().filter(|&&p| p >= me && all.contains(&p));
+        for p in common {
+            assert!(from_me.contains(p) || !std::path::Path::new(&format!("/proc/{p}")).exists());
+        }
+        let mut beyond = vec![];
+        dir.list(Some(i32::MAX - 1), &mut beyond);
+        assert!(beyond.is_empty());
     }
 
     #[test]

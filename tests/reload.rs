@@ -229,7 +229,13 @@ fn cluster_of_two_and_rolling_reload() {
     let (one, two) = (child_pid(&home.0, "api-1"), child_pid(&home.0, "api-2"));
     let env_of = |pid: i32| read(Path::new(&format!("/proc/{pid}/environ"))).replace('\0', "\n");
     assert!(env_of(one).contains("KEEPUP_INSTANCE=1\n"));
-    assert!(env_of(two).contains("KEEPUP_INSTANCE=2\n"));
+    assert!(
+        env_of(two).contains("KEEPUP_INSTANCE=2\n"),
+        "pid {two}: {}\nstate: {}\nlog: {}",
+        env_of(two),
+        read(&home.path("api-2.state")),
+        read(&home.path("api-2.log"))
+    );
     assert!(env_of(two).contains("KEEPUP_INSTANCE_NAME=api-2\n"));
 
     let clients = load(addr(port), 4);
