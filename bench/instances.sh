@@ -153,7 +153,8 @@ for n in "${ns[@]}"; do
       chmod +x "$work/s6/i-$i/run"
     done
     t0=$(ms)
-    s6-svscan "$work/s6" >/dev/null 2>&1 &
+    # s6-svscan supervises 500 services unless told more (-c).
+    s6-svscan -c $((n + 16)) "$work/s6" >/dev/null 2>&1 &
     scan=$!
     wait_count "pgrep -af sleep.601" "$n" 'sleep 601' || true
     t1=$(ms)

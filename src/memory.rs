@@ -332,7 +332,7 @@ fn pread_proc(fd: &OwnedFd, buf: &mut [u8]) -> Option<usize> {
 }
 
 /// Reads a small `/proc/PID/<file>` into `buf`; `None` if the process is gone.
-fn read_proc(pid: i32, file: &str, buf: &mut [u8]) -> Option<usize> {
+pub fn read_proc(pid: i32, file: &str, buf: &mut [u8]) -> Option<usize> {
     pread_proc(&open_proc(pid, file)?, buf)
 }
 

@@ -23,6 +23,14 @@ use std::path::PathBuf;
 /// the working directory or one of its parents (a project's own, as git
 /// finds `.git`), else `$XDG_RUNTIME_DIR/keepup`, else `/tmp/keepup-$UID`.
 pub fn folder() -> PathBuf {
+    // Looked up once: the start path asks more than once, and the answer
+    // depends only on the environment and the working directory, which
+    // keepup does not change.
+    static FOLDER: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    FOLDER.get_or_init(find_folder).clone()
+}
+
+fn find_folder() -> PathBuf {
     if let Some(h) = std::env::var_os("KEEPUP_HOME").filter(|h| !h.is_empty()) {
         return PathBuf::from(h);
     }
@@ -490,8 +498,11 @@ impl Snapshot {
 
 /// The start time (clock ticks after boot) of a process, from its stat line.
 pub fn start_time(pid: i32) -> Option<u64> {
-    let text = std::fs::read(format!("/proc/{pid}/stat")).ok()?;
-    crate::memory::parse_stat(&text).map(|s| s.start_time)
+    // One read into a buffer that holds any stat line (std's read of a
+    // whole file reads /proc in growing steps: seven calls, not one).
+    let mut buf = [0u8; 1024];
+    let n = crate::memory::read_proc(pid, "stat", &mut buf)?;
+    crate::memory::parse_stat(&buf[..n]).map(|s| s.start_time)
 }
 
 /// Whether `pid` is still the keepup recorded in a state file: same pid and
