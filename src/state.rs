@@ -498,9 +498,10 @@ impl Snapshot {
 
 /// The start time (clock ticks after boot) of a process, from its stat line.
 pub fn start_time(pid: i32) -> Option<u64> {
-    // One read into a buffer that holds any stat line (std's read of a
-    // whole file reads /proc in growing steps: seven calls, not one).
-    let mut buf = [0u8; 1024];
+    // One read (std's read of a whole file reads /proc in growing steps:
+    // seven calls, not one). The fields up to the start time (22nd) fit in
+    // far less than this; a longer line is cut after them.
+    let mut buf = [0u8; 512];
     let n = crate::memory::read_proc(pid, "stat", &mut buf)?;
     crate::memory::parse_stat(&buf[..n]).map(|s| s.start_time)
 }
