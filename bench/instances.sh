@@ -5,7 +5,7 @@
 # one s6-supervise each): time to start all N, time of the status command,
 # the supervisors' memory, their wake-ups and CPU over 3 s while nothing
 # happens, and for keepup the CPU of all N with `--max-memory` (a sample a
-# second each) over 10 s. Writes bench/out/instances.md.
+# second each) over 5 s. Writes bench/out/instances.md.
 #
 # s6 has no status of all services: its column is one `s6-svstat` per
 # service folder, as a script would run it.
@@ -68,18 +68,18 @@ row() {
     "$(echo "($sw1 - $sw0) / 3" | bc -l)" "$(echo "($c1 - $c0) / 30000000" | bc -l)" "$sampling" | tee -a "$out"
 }
 
-# sampling N: the CPU of N keepups with --max-memory over 10 s, as a share of one core.
+# sampling N: the CPU of N keepups with --max-memory over 5 s, as a share of one core.
 sampling() {
   local n=$1 i c0=0 c1=0 p pids
   for i in $(seq 1 "$n"); do "$KEEPUP" -d -n "m-$i" --log /dev/null --max-memory 1G -- sleep 600 >/dev/null; done
   pids=$(grep -h '^keepup_pid=' "$KEEPUP_HOME"/m-*.state | cut -d= -f2)
   sleep 2 # past the first samples
   for p in $pids; do c0=$((c0 + $(cpu_ns "$p"))); done
-  sleep 10
+  sleep 5
   for p in $pids; do c1=$((c1 + $(cpu_ns "$p"))); done
   "$KEEPUP" stop "m-*" >/dev/null
   "$KEEPUP" status --prune >/dev/null
-  printf '%.2f%%' "$(echo "($c1 - $c0) / 100000000" | bc -l)"
+  printf '%.2f%%' "$(echo "($c1 - $c0) / 50000000" | bc -l)"
 }
 
 for n in "${ns[@]}"; do

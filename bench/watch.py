@@ -145,8 +145,8 @@ def measure(name, cmd):
         wait(lambda: False, 1.5)
         # The watcher process: the one started (PM2: the same, --no-daemon).
         before = switches(p.pid)
-        time.sleep(3)
-        row["wakeups"] = (switches(p.pid) - before) / 3
+        time.sleep(2)
+        row["wakeups"] = (switches(p.pid) - before) / 2
         row["rss"] = rss_kb(p.pid)
         lat = []
         for _ in range(ROUNDS):
