@@ -206,7 +206,15 @@ impl SignalPipe {
         let mut buf = [0u8; 256];
         loop {
             match crate::sys::read(self.read.as_raw_fd(), &mut buf) {
-                Ok(n) if n > 0 => out.extend(buf[..n].iter().map(|&b| b as i32)),
+                Ok(n) if n > 0 => {
+                    out.extend(buf[..n].iter().map(|&b| b as i32));
+                    // A short read took all there was: no second read just
+                    // to be told EAGAIN (a byte written after it wakes poll
+                    // again).
+                    if n < buf.len() {
+                        return;
+                    }
+                }
                 _ => return,
             }
         }

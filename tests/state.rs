@@ -519,8 +519,8 @@ fn start_restart_delete_list_by_name() {
         .find_map(|l| l.strip_prefix("child_pid="))
         .and_then(|p| p.parse().ok())
         .unwrap();
-    let env = read(std::path::Path::new(&format!("/proc/{pid}/environ")));
-    assert!(env.contains("KEEPUP_INSTANCE=2\0"), "{env:?}");
+    let env = environ_of(pid);
+    assert!(env.contains("KEEPUP_INSTANCE=2\n"), "{env:?}");
     verb(&home.0, &["start", "web-1"]).expect_code(1);
     verb(&home.0, &["delete", "web-*"]).expect_code(0);
 

@@ -346,6 +346,21 @@ pub fn read(p: &Path) -> String {
         .unwrap_or_default()
 }
 
+/// The environment a process was started with, `NAME=value` lines. A pid
+/// reported right after its start may still be inside `execve`: the kernel
+/// lets the spawner (a vfork parent) go on before it has laid out the new
+/// image's environment, and /proc/PID/environ reads empty until then. So
+/// this waits for it, as for any other condition.
+pub fn environ_of(pid: i32) -> String {
+    let path = std::path::PathBuf::from(format!("/proc/{pid}/environ"));
+    let mut env = String::new();
+    wait_for("the child's environment", Duration::from_secs(10), || {
+        env = read(&path);
+        !env.is_empty()
+    });
+    env.replace('\0', "\n")
+}
+
 pub fn count_lines(p: &Path) -> usize {
     read(p).lines().count()
 }
