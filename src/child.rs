@@ -460,7 +460,9 @@ fn child_stack() -> io::Result<*mut u8> {
     if !top.is_null() {
         return Ok(top);
     }
-    let page = 4096;
+    // The system's page (16 or 64 KiB on some arm64 kernels), or the guard
+    // would take the stack it is meant to guard.
+    let page = crate::memory::page_size() as usize;
     // SAFETY: a fresh anonymous mapping; the lowest page becomes the guard.
     let base = unsafe {
         let m = libc::mmap(

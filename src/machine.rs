@@ -1167,29 +1167,29 @@ impl Machine {
             end,
             uptime,
         );
-        let mut line = if !rules.events {
-            String::new()
-        } else if run.pid == 0 {
-            "could not start".to_string()
-        } else {
-            format!("{} after {}", exit.as_event(), format_duration(uptime))
+        let head = || {
+            if run.pid == 0 {
+                "could not start".to_string()
+            } else {
+                format!("{} after {}", exit.as_event(), format_duration(uptime))
+            }
         };
         match decision {
-            Decision::Restart { after } if !rules.events => {
-                self.state = State::Pending {
-                    at: later(now, after),
-                };
-            }
             Decision::Restart { after } => {
-                if self.counters.unstable > before.unstable {
-                    let cap = rules
-                        .policy
-                        .max_restarts
-                        .map_or("unlimited".to_string(), |n| n.to_string());
-                    line.push_str(&format!(" (unstable {}/{cap})", self.counters.unstable));
+                // Only formatted for a reader (see `Rules::events`): this is
+                // the line of every restart of a crash loop.
+                if rules.events {
+                    let mut line = head();
+                    if self.counters.unstable > before.unstable {
+                        let cap = rules
+                            .policy
+                            .max_restarts
+                            .map_or("unlimited".to_string(), |n| n.to_string());
+                        line.push_str(&format!(" (unstable {}/{cap})", self.counters.unstable));
+                    }
+                    line.push_str(&format!("; restarting in {}", format_duration(after)));
+                    out.push(Action::Log(line));
                 }
-                line.push_str(&format!("; restarting in {}", format_duration(after)));
-                out.push(Action::Log(line));
                 // Even an immediate restart is a deadline, met on the loop's
                 // next turn: a start that fails at once cannot recurse, and
                 // signals are looked at between two attempts.
@@ -1198,6 +1198,7 @@ impl Machine {
                 };
             }
             Decision::Exit => {
+                let mut line = head();
                 if end == RunEnd::Exited {
                     line.push_str(match rules.policy.restart {
                         RestartPolicy::Always => "; not restarting (--restart always)",
@@ -1217,7 +1218,7 @@ impl Machine {
                 };
             }
             Decision::GiveUp => {
-                out.push(Action::Log(line));
+                out.push(Action::Log(head()));
                 out.push(Action::Log(if rules.policy.max_restarts == Some(0) {
                     format!(
                         "gave up: --max-restarts 0 allows no restart; last exit: {}",
@@ -1333,6 +1334,44 @@ mod tests {
         assert_eq!(m.published(), RunState::Running);
         assert_eq!(m.child_pid(), Some(42));
         assert_eq!(m.deadline(), None, "an up run has no deadline of its own");
+    }
+
+    /// Without a reader of event lines (`-q`, no log) a crash loop formats
+    /// none of its lines, and otherwise steps exactly as with one.
+    #[test]
+    fn no_event_reader_changes_only_the_lines() {
+        let loud = rules();
+        let quiet = Rules {
+            events: false,
+            ..rules()
+        };
+        let t0 = Instant::now();
+        let (mut a, mut b) = (Machine::new(t0), Machine::new(t0));
+        let mut t = t0;
+        let mut lines = 0;
+        for round in 0..3 {
+            for event in [
+                Event::Deadline,
+                Event::Started {
+                    pid: 42 + round,
+                    gated: false,
+                },
+                Event::ChildExited {
+                    exit: ExitKind::Code(1),
+                    seen: CLEAN,
+                },
+            ] {
+                let with = a.step(event.clone(), t, &loud);
+                let without = b.step(event, t, &quiet);
+                lines += logs(&with).len();
+                let others: Vec<_> = with.into_iter().filter(|x| !matches!(x, Log(_))).collect();
+                assert_eq!(others, without, "round {round}");
+                assert_eq!(a.state, b.state);
+                assert_eq!(a.deadline(), b.deadline());
+            }
+            t = a.deadline().unwrap_or(t);
+        }
+        assert!(lines >= 6, "the loud machine logged {lines} lines");
     }
 
     #[test]

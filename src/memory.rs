@@ -70,7 +70,7 @@ pub fn scan(out: &mut Vec<ProcStat>) {
     for entry in dir.flatten() {
         let name = entry.file_name();
         let name = name.as_encoded_bytes();
-        if name.is_empty() || name.len() > 20 || !name.iter().all(|b| b.is_ascii_digit()) {
+        if parse_pid(name).is_none() {
             continue;
         }
         path[..name.len()].copy_from_slice(name);
@@ -316,10 +316,7 @@ fn open_proc(pid: i32, file: &str) -> Option<OwnedFd> {
     let text = format_args!("/proc/{pid}/{file}\0");
     let mut w = std::io::Cursor::new(&mut path[..]);
     std::io::Write::write_fmt(&mut w, text).ok()?;
-    // SAFETY: path is NUL-terminated.
-    let fd = unsafe { libc::open(path.as_ptr().cast(), libc::O_RDONLY | libc::O_CLOEXEC) };
-    // SAFETY: a fresh descriptor we own.
-    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })
+    open_proc_path(std::ffi::CStr::from_bytes_until_nul(&path).ok()?)
 }
 
 /// Reads a `/proc` file from its start through an open descriptor. An fd
